@@ -1,0 +1,1 @@
+"""egat-bench: benchmark harness for Explanation-Guided Adversarial Training and its baselines."""

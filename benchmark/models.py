@@ -1,0 +1,145 @@
+"""Classifiers split into `features(x)` (last conv block, the Grad-CAM layer) and `head(A)`.
+
+Every model takes images in [0, 1] and normalizes inside (as RobustBench does), so attack budgets
+are in pixel units. `forward(x) == head(features(x))` by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from benchmark.registry import Registry, UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ModelBuilder = Callable[..., "Classifier"]
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+
+class Normalize(nn.Module):
+    """Per-channel (x - mean) / std with constant buffers."""
+
+    def __init__(self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """normalize -> backbone (features) -> global average pool -> dropout -> linear (head)."""
+
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.normalize = Normalize()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(num_features, num_classes)
+        self.num_classes = num_classes
+
+    def features(self, x: Tensor) -> Tensor:
+        """Activations A (B, K, h, w) of the last convolutional block for images x in [0, 1]."""
+        return self.backbone(self.normalize(x))
+
+    def head(self, activations: Tensor) -> Tensor:
+        """Logits from the last block's activations: pooling, dropout, linear layer."""
+        return self.fc(self.dropout(activations.mean(dim=(2, 3))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+@MODELS.register("cnn")
+def small_cnn(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+    """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8."""
+    if pretrained:
+        raise UserError("model 'cnn' has no pretrained weights; use --pretrained only with torchvision models")
+    backbone = nn.Sequential(
+        nn.Conv2d(3, 32, 3, 2, 1, bias=False),  # 32x32 -> 16x16 at once: most of the speed on a CPU
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        _ResidualBlock(32, 32, 1),
+        _ResidualBlock(32, 64, 2),
+    )
+    return Classifier(backbone, 64, num_classes, dropout)
+
+
+def _imagenet_weights(weights_enum) -> dict[str, Tensor]:
+    """ImageNet weights from the local torch hub cache; never downloads (clear error instead)."""
+    weights = weights_enum.DEFAULT
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not path.is_file():
+        raise UserError(
+            f"ImageNet weights {weights} not found at {path}; download {weights.url} there "
+            "(or run once with internet: torchvision fetches it), or train without pretrained weights"
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@MODELS.register("resnet50")
+def resnet50(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+    """torchvision ResNet-50 (the paper's backbone); features = layer4 output (2048 x 7 x 7 at 224)."""
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models import resnet50 as tv_resnet50
+
+    net = tv_resnet50()
+    if pretrained:
+        net.load_state_dict(_imagenet_weights(ResNet50_Weights))
+    backbone = nn.Sequential(
+        net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+    )
+    return Classifier(backbone, net.fc.in_features, num_classes, dropout)
+
+
+@MODELS.register("mobilenet_v2")
+def mobilenet_v2(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+    """torchvision MobileNetV2 (Fig. 3's lighter backbone); features = its last 1280-channel block."""
+    from torchvision.models import MobileNet_V2_Weights
+    from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
+
+    net = tv_mobilenet_v2()
+    if pretrained:
+        net.load_state_dict(_imagenet_weights(MobileNet_V2_Weights))
+    return Classifier(net.features, net.last_channel, num_classes, dropout)
+
+
+@MODELS.register("efficientnet_b0")
+def efficientnet_b0(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+    """torchvision EfficientNet-B0 (Fig. 3's lighter backbone); features = its last 1280-channel block."""
+    from torchvision.models import EfficientNet_B0_Weights
+    from torchvision.models import efficientnet_b0 as tv_efficientnet_b0
+
+    net = tv_efficientnet_b0()
+    if pretrained:
+        net.load_state_dict(_imagenet_weights(EfficientNet_B0_Weights))
+    return Classifier(net.features, net.classifier[1].in_features, num_classes, dropout)
+
+
+def build_model(name: str, num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+    """Build a registered model; unknown names raise UserError listing the choices."""
+    return MODELS.get(name)(num_classes, pretrained=pretrained, dropout=dropout)

@@ -1,0 +1,75 @@
+"""Name -> object registries: one for each pluggable kind (methods, attacks, explainers, ...).
+
+The registration order is kept: it is the order in `--list` and the row order of the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Bad user input (names, values, data folders): the CLI prints it as one line and exits 2."""
+
+
+class Registry(Generic[T]):
+    """An ordered mapping from names to objects with a helpful error for unknown names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering `obj` under `name`; duplicate names are a programming error."""
+
+        def add(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return add
+
+    def add(self, name: str, obj: T) -> None:
+        """Register `obj` under `name` (used where a decorator does not fit, e.g. variants)."""
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = obj
+
+    def get(self, name: str) -> T:
+        """The object registered as `name`, or a UserError that lists the valid choices."""
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UserError(
+                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self._items)}"
+            ) from None
+
+    def names(self) -> list[str]:
+        """Registered names in registration order."""
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def parse_names(text: str, registry: Registry, *, allow_none: bool = False) -> list[str]:
+    """Parse a comma list of registry names; `all` means every name, `none` (if allowed) none."""
+    text = text.strip()
+    if text == "all":
+        return registry.names()
+    if allow_none and text == "none":
+        return []
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError(f"empty {registry.kind} list; valid choices: {', '.join(registry.names())}")
+    for name in names:
+        registry.get(name)
+    return list(dict.fromkeys(names))
