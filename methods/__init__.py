@@ -1,8 +1,11 @@
 """Training methods: each defines a loss on a batch; the one training loop lives in benchmark/train.py.
 
-A method is constructed as `Method(model, hparams, explainer)` and provides
-`loss(batch, step) -> (loss, logs)`. Extra trainable modules (e.g. a domain discriminator) go in
-`self.extra` so the loop's optimizer includes them. Registration order is the tables' row order.
+A method is constructed as `Method(model, hparams, has_masks=...)` and provides
+`loss(batch, step) -> (loss, logs)`; a batch is a dict with `x` (B,3,H,W in [0,1]), `y`, `domain`,
+and `mask` (B,1,H,W object masks) when the dataset has them. Hyperparameters (including the
+explainer a method uses, where it uses one) come from benchmark/config.py. Extra trainable modules
+(e.g. a domain discriminator) go in `self.extra` so the loop's optimizer includes them.
+Registration order is the tables' row order.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ class Method:
     #: step at which the loop re-creates the optimizer (IRM's anneal switch), or None
     reset_optimizer_at: int | None = None
 
-    def __init__(self, model: Classifier, hparams: dict, explainer: str = "gradcam") -> None:
+    def __init__(self, model: Classifier, hparams: dict, *, has_masks: bool = False) -> None:
         self.model = model
         self.hparams = hparams
-        self.explainer = explainer
+        self.has_masks = has_masks
         self.extra = nn.ModuleDict()
 
     def parameters(self) -> Iterator[nn.Parameter]:

@@ -182,4 +182,4 @@ def cache_dir() -> Path:
 
 
 # Registration side effects: importing the modules fills DATASETS.
-from benchmark.data import folders, synthetic  # noqa: E402,F401
+from benchmark.data import synthetic, folders  # noqa: E402,F401,I001  (built-in datasets first)

@@ -51,7 +51,9 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
 def _tints(labels: np.ndarray, domain: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Spurious background colour per image: the domain's colour of the class with prob SPURIOUS_P."""
     palette = _hues(n_classes)
-    mapped = (labels + domain) % n_classes  # a cyclic shift: every domain maps every class differently
+    # A cyclic shift spread over the hue circle: every domain maps every class to a different colour,
+    # at least two hue steps apart for 10 classes so that similar hues do not carry the cue across.
+    mapped = (labels + domain * n_classes // 4) % n_classes
     random = rng.integers(0, n_classes, len(labels))
     keep = rng.random(len(labels)) < SPURIOUS_P
     return palette[np.where(keep, mapped, random)]
@@ -142,8 +144,11 @@ def _digit_alpha(glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _compose(bg: np.ndarray, alpha: np.ndarray, colors: np.ndarray, tints: np.ndarray,
-             contrast: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Tint the background, paint the object, quantize to uint8; the mask is where the object is."""
+             contrast: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Tint the background, paint the object, quantize to uint8; the mask is where the object is.
+
+    Returns uint8 `images`, bool `masks` and the uint8 `backgrounds` the objects were painted on.
+    """
     n = len(bg)
     bg = (1 - TINT_STRENGTH) * bg + TINT_STRENGTH * tints[:, :, None, None]
     xs, ys = _grid()
@@ -157,8 +162,7 @@ def _compose(bg: np.ndarray, alpha: np.ndarray, colors: np.ndarray, tints: np.nd
     same = (obj8 == bg8).all(1, keepdims=True) & mask
     obj8 = np.where(same & (obj8[:, :1] < 255), obj8 + np.array([1, 0, 0], np.uint8)[:, None, None],
                     np.where(same, obj8 - np.array([1, 0, 0], np.uint8)[:, None, None], obj8))
-    images = np.where(mask, obj8, bg8)
-    return images, mask
+    return {"images": np.where(mask, obj8, bg8), "masks": mask, "backgrounds": bg8}
 
 
 def _object_colors(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -182,8 +186,7 @@ def generate_shapes(domain: int, seed: int = DEFAULT_SEED, n: int = IMAGES_PER_D
     bg = _background(style, n, rng)
     alpha = _shape_alpha(labels, rng)
     tints = _tints(labels, domain, len(SHAPE_CLASSES), rng)
-    images, masks = _compose(bg, alpha, _object_colors(bg, rng), tints, CONTRAST[style], rng)
-    return {"images": images, "labels": labels, "masks": masks}
+    return {"labels": labels, **_compose(bg, alpha, _object_colors(bg, rng), tints, CONTRAST[style], rng)}
 
 
 def digit_glyph_split(seed: int = DEFAULT_SEED) -> list[np.ndarray]:
@@ -201,7 +204,7 @@ def digit_glyph_split(seed: int = DEFAULT_SEED) -> list[np.ndarray]:
 
 
 def generate_digits(domain: int, seed: int = DEFAULT_SEED, n: int = IMAGES_PER_DOMAIN) -> dict[str, np.ndarray]:
-    """One `digits` domain, drawing only the glyphs that belong to this domain."""
+    """One `digits` domain (same arrays as `generate_shapes` plus `glyph_ids`), drawing only this domain's glyphs."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -213,8 +216,8 @@ def generate_digits(domain: int, seed: int = DEFAULT_SEED, n: int = IMAGES_PER_D
     bg = _background(style, n, rng)
     alpha = _digit_alpha(digits.images[glyph_ids], rng)
     tints = _tints(labels, domain, 10, rng)
-    images, masks = _compose(bg, alpha, _object_colors(bg, rng), tints, CONTRAST[style], rng)
-    return {"images": images, "labels": labels, "masks": masks, "glyph_ids": glyph_ids}
+    return {"labels": labels, "glyph_ids": glyph_ids,
+            **_compose(bg, alpha, _object_colors(bg, rng), tints, CONTRAST[style], rng)}
 
 
 def _cached(name: str, generate: Callable[[int], dict[str, np.ndarray]], domain: int) -> dict[str, np.ndarray]:
@@ -224,7 +227,7 @@ def _cached(name: str, generate: Callable[[int], dict[str, np.ndarray]], domain:
     if path.is_file():
         with np.load(path) as data:
             return dict(data)
-    arrays = generate(domain)
+    arrays = {k: v for k, v in generate(domain).items() if k in ("images", "labels", "masks")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, **arrays)

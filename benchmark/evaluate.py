@@ -1,0 +1,87 @@
+"""Evaluation of a trained model: clean and out-of-domain accuracy, attacks x eps, Comp / Suff.
+
+- cAcc: accuracy on the training domain's test split (Table I).
+- ood_cAcc: accuracy on every other domain, whole (Table II).
+- aAcc[attack][eps]: accuracy on the test split under each attack at each eps (Table I uses PGD-10
+  at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
+  comes from a generator seeded by the job's seed, so evaluation is reproducible.
+- Comp / Suff: ERASER-style AOPC of the Grad-CAM of the true class on the first
+  `faithfulness_images` test images (benchmark/faithfulness.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from attacks import ATTACKS
+from benchmark.config import Profile
+from benchmark.data import Benchmark, iterate
+from benchmark.explain import EXPLAINERS
+from benchmark.faithfulness import comprehensiveness_sufficiency
+from benchmark.models import Classifier
+from benchmark.train import accuracy, to_device
+
+EVAL_EXPLAINER = "gradcam"
+
+
+def eps_label(eps: float) -> str:
+    """The eps as it appears in records and tables (e.g. 0.02 -> "0.02")."""
+    return f"{eps:g}"
+
+
+def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
+                         steps: int, seed: int) -> float:
+    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode)."""
+    attack_fn = ATTACKS.get(attack)
+    generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
+    params = {"steps": steps} if "steps" in inspect.signature(attack_fn).parameters else {}
+    correct = total = 0
+    for batch in batches:
+        x_adv = attack_fn(model, batch["x"], batch["y"], eps, generator=generator, **params)
+        with torch.no_grad():
+            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+        total += len(batch["y"])
+    return 100.0 * correct / total
+
+
+def explanation_faithfulness(model: Classifier, batches: list[dict[str, Tensor]], limit: int) -> tuple[float, float]:
+    """Mean Comp and Suff (%) of Grad-CAM maps of the true class over the first `limit` images."""
+    explain = EXPLAINERS.get(EVAL_EXPLAINER)
+    comps, suffs = [], []
+    seen = 0
+    for batch in batches:
+        x, y = batch["x"][: limit - seen], batch["y"][: limit - seen]
+        if len(y) == 0:
+            break
+        maps = explain(model, x, y)
+        comp, suff = comprehensiveness_sufficiency(model, x, y, maps)
+        comps.append(comp)
+        suffs.append(suff)
+        seen += len(y)
+    return torch.cat(comps).mean().item(), torch.cat(suffs).mean().item()
+
+
+def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
+             eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
+             progress: bool = True) -> dict:
+    """All metrics of one trained model as the eval record's `metrics` dict."""
+    model.eval()
+    domain = bench.domain(train_domain)
+    batch_size = profile.eval_batch_size
+    metrics: dict = {
+        "cAcc": accuracy(model, domain.test, batch_size=batch_size, device=device),
+        "ood_cAcc": {other.name: accuracy(model, other.full, batch_size=batch_size, device=device)
+                     for other in bench.domains if other.name != train_domain},
+    }
+    test_batches = [to_device(b, device) for b in iterate(domain.test, batch_size)]
+    grid = [(attack, e) for attack in attacks for e in eps]
+    metrics["aAcc"] = {attack: {} for attack in attacks}
+    for attack, e in tqdm(grid, desc="attacks", disable=not progress or not grid, leave=False):
+        metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
+            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed)
+    metrics["Comp"], metrics["Suff"] = explanation_faithfulness(model, test_batches, profile.faithfulness_images)
+    return metrics

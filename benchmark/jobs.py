@@ -1,0 +1,157 @@
+"""Train and eval jobs: their identity (content-hash keys of the semantic config) and execution.
+
+A train job is (profile settings, dataset, domain, method, hyperparameters, seed); its eval job adds
+the evaluation settings. Keys never include paths or devices, so a results folder can move between
+machines and a cluster writes the same keys as a laptop. Executing an eval job trains first when
+its checkpoint is missing ("train once, evaluate many").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import torch
+
+from benchmark.config import Profile, method_hparams
+from benchmark.data import Benchmark, load_benchmark
+from benchmark.models import Classifier, build_model
+from benchmark.store import Store, content_key, versions
+from benchmark.train import seed_everything, train
+from methods import METHODS
+
+#: bump when a change to training code changes what a train job produces
+TRAIN_VERSION = 1
+#: bump when a change to evaluation code changes what an eval job produces
+EVAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training run."""
+
+    profile: Profile = field(compare=False)
+    dataset: str
+    domain: str
+    method: str
+    seed: int
+    hparams: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def config(self) -> dict[str, Any]:
+        """The semantic configuration that determines the trained weights."""
+        return {"version": TRAIN_VERSION, "dataset": self.dataset, "domain": self.domain, "method": self.method,
+                "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
+
+    @property
+    def key(self) -> str:
+        return content_key(self.config())
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Evaluation of one trained model: clean, out-of-domain, attacks x eps, Comp / Suff."""
+
+    train: TrainJob
+    attacks: tuple[str, ...]
+    eps: tuple[float, ...]
+
+    def config(self) -> dict[str, Any]:
+        profile = self.train.profile
+        return {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
+                "eps": list(self.eps), "attack_steps": profile.attack_steps,
+                "faithfulness_images": profile.faithfulness_images}
+
+    @property
+    def key(self) -> str:
+        return content_key(self.config())
+
+
+def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int) -> TrainJob:
+    """A train job with the method's hyperparameters resolved for the profile."""
+    return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile))
+
+
+@cache
+def _benchmark(dataset: str, data_root: str | None, image_size: int | None) -> Benchmark:
+    return load_benchmark(dataset, data_root=data_root, image_size=image_size)
+
+
+def load_dataset_for(dataset: str, data_root: str | None, profile: Profile) -> Benchmark:
+    """A dataset at the profile's image size, loaded once per process."""
+    return _benchmark(dataset, data_root, profile.image_size)
+
+
+def benchmark_for(job: TrainJob, data_root: str | None) -> Benchmark:
+    """The benchmark a job trains on (cached per process)."""
+    return load_dataset_for(job.dataset, data_root, job.profile)
+
+
+def new_model(job: TrainJob, num_classes: int) -> Classifier:
+    """A freshly initialized model of the job's profile (seed first for reproducible weights)."""
+    profile = job.profile
+    return build_model(profile.model, num_classes, pretrained=profile.pretrained, dropout=profile.dropout)
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` is cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
+              progress: bool = True) -> dict[str, Any]:
+    """Train (unless its record exists), save the best checkpoint, then the train record."""
+    if store.has("train", job.key) and store.checkpoint_path(job.key).is_file():
+        return store.read("train", job.key)
+    profile = job.profile
+    bench = benchmark_for(job, data_root)
+    domain = bench.domain(job.domain)
+    seed_everything(job.seed)
+    model = new_model(job, bench.num_classes)
+    method = METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
+    result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
+                   lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=resolve_device(device),
+                   progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
+    store.save_checkpoint(job.key, result.best_state)
+    record = {
+        "kind": "train", "key": job.key, "profile": job.profile.name, "dataset": job.dataset,
+        "train_domain": job.domain, "method": job.method, "seed": job.seed, "config": job.config(),
+        "versions": versions(), "data": bench.description,
+        "best_step": result.best_step, "best_val_acc": result.best_val_acc, "curve": result.curve,
+        "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
+        "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
+        "device": str(resolve_device(device)),
+    }
+    store.write(record)
+    return record
+
+
+def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str = "auto",
+             progress: bool = True) -> dict[str, Any]:
+    """Evaluate a trained model (training it first if needed) and write the eval record."""
+    from benchmark.evaluate import evaluate
+
+    if store.has("eval", job.key):
+        return store.read("eval", job.key)
+    train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress)
+    bench = benchmark_for(job.train, data_root)
+    model = new_model(job.train, bench.num_classes)
+    model.load_state_dict(store.load_checkpoint(job.train.key))
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
+                       profile=job.train.profile, seed=job.train.seed, device=dev,
+                       progress=progress)
+    metrics["time_per_epoch_s"] = train_record["time_per_epoch_s"]
+    record = {
+        "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
+        "dataset": job.train.dataset, "train_domain": job.train.domain, "method": job.train.method,
+        "seed": job.train.seed, "config": {**job.config(), "train": job.train.config()},
+        "versions": versions(), "data": bench.description, "metrics": metrics,
+        "eval_time_s": time.perf_counter() - start, "device": str(dev),
+    }
+    store.write(record)
+    return record

@@ -1,0 +1,150 @@
+"""Command line: python -m benchmark.run [--profile quick|paper] [--datasets ...] [--methods ...] ...
+
+Builds the grid of (dataset, domain, method, seed) jobs, prints the plan, runs what is not done yet
+through a launcher, and prints a summary. Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from dataclasses import replace
+
+import torch
+
+from attacks import ATTACKS
+from benchmark.config import PROFILES
+from benchmark.data import DATASETS
+from benchmark.explain import EXPLAINERS
+from benchmark.grid import Selection, build_jobs, estimate_seconds, make_plan
+from benchmark.jobs import load_dataset_for
+from benchmark.launchers import LAUNCHERS, LaunchOptions
+from benchmark.models import MODELS
+from benchmark.registry import UserError, parse_names
+from benchmark.store import Store
+from methods import METHODS
+
+REGISTRIES = {"methods": METHODS, "attacks": ATTACKS, "explainers": EXPLAINERS, "datasets": DATASETS,
+              "models": MODELS, "launchers": LAUNCHERS, "profiles": PROFILES}
+
+
+def parse_eps(text: str) -> tuple[float, ...]:
+    """A comma list of budgets in pixel units, each a finite number in [0, 1]."""
+    values = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            value = float(part)
+        except ValueError:
+            raise UserError(f"malformed eps {part!r}: expected comma-separated numbers in [0, 1], "
+                            "e.g. 0,0.01,0.02") from None
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise UserError(f"eps {part} is outside [0, 1]: budgets are in pixel units of [0, 1] images")
+        values.append(value)
+    if not values:
+        raise UserError("empty eps list: expected comma-separated numbers in [0, 1], e.g. 0,0.01,0.02")
+    return tuple(dict.fromkeys(values))
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """A comma list of non-negative integer seeds."""
+    try:
+        seeds = tuple(dict.fromkeys(int(p) for p in text.split(",") if p.strip()))
+    except ValueError:
+        raise UserError(f"malformed seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"malformed seeds {text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+    return seeds
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.splitlines()[0])
+    p.add_argument("--list", action="store_true", help="print every registry and exit")
+    p.add_argument("--profile", default="quick", help="quick (built-in data, CPU) or paper")
+    p.add_argument("--datasets", default=None, help="comma list; default: the profile's datasets")
+    p.add_argument("--domains", default="all", help="all, or comma list of domain names or indices 0-3")
+    p.add_argument("--methods", default="erm", help="comma list of methods, or all")
+    p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, or none")
+    p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
+    p.add_argument("--seeds", default="0", help="comma list of seeds")
+    p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
+    p.add_argument("--results-dir", default="results", help="root of the results store")
+    p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
+    p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
+    p.add_argument("--workers", type=int, default=1, help="parallel workers for launchers that use them")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda if available")
+    return p
+
+
+def print_registries() -> None:
+    for title, registry in REGISTRIES.items():
+        print(f"{title}: {', '.join(registry.names())}")
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    """Validate every name and number the user gave; UserError names the valid choices."""
+    profile = PROFILES.get(args.profile)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {args.steps}")
+        profile = replace(profile, steps=args.steps, eval_every=min(profile.eval_every, args.steps))
+    datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")
+    return Selection(
+        profile=profile,
+        datasets=datasets,
+        domains=args.domains,
+        methods=tuple(parse_names(args.methods, METHODS)),
+        seeds=parse_seeds(args.seeds),
+        attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True)),
+        eps=parse_eps(args.eps) if args.eps is not None else profile.eps_grid,
+    )
+
+
+def print_summary(jobs: list, results_dir: str) -> None:
+    """One line per job: cAcc, mean OOD accuracy and the attack accuracies at each eps."""
+    for job in jobs:
+        record = Store(results_dir, job.train.profile.name).read("eval", job.key)
+        m = record["metrics"]
+        ood = sum(m["ood_cAcc"].values()) / max(len(m["ood_cAcc"]), 1)
+        attacks = " ".join(f"{a}@{e}={v:.1f}" for a, by_eps in m["aAcc"].items() for e, v in by_eps.items())
+        print(f"{record['method']:>14} {record['dataset']}/{record['train_domain']} seed {record['seed']}: "
+              f"cAcc {m['cAcc']:.1f}  OOD {ood:.1f}  Comp {m['Comp']:.1f}  Suff {m['Suff']:.1f}  {attacks}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        print_registries()
+        return 0
+    try:
+        selection = selection_from_args(args)
+        launcher = LAUNCHERS.get(args.launcher)
+        jobs = build_jobs(selection)
+        for dataset in selection.datasets:  # bad data folders fail here, before anything runs
+            load_dataset_for(dataset, args.data_root, selection.profile)
+        plan = make_plan(jobs, args.results_dir)
+        estimate = estimate_seconds(plan, args.results_dir)
+        print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
+              f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
+              + (f"estimated {estimate / 60:.1f} min" if estimate is not None else "no timing yet for an estimate"))
+        if plan.pending:
+            launcher(plan.pending, LaunchOptions(args.results_dir, args.data_root, args.device, args.workers))
+        else:
+            print("all jobs are done; nothing to run")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(jobs, args.results_dir)
+    return 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"warning: {message}\n"
+
+
+if __name__ == "__main__":
+    warnings.formatwarning = _one_line_warning
+    raise SystemExit(main())

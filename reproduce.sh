@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One entry point: creates .venv and installs the project on first use, then runs a target.
+#   ./reproduce.sh test                 ruff + the whole test suite
+#   ./reproduce.sh run [run flags]      the grid: python -m benchmark.run [flags] (e.g. --methods erm,egat)
+#   ./reproduce.sh samples              PNG grids of the built-in benchmarks in results/
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "creating $VENV with $PYTHON" >&2
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    fi
+    # Reinstall whenever the dependency declaration changes.
+    local stamp="$VENV/.egat-bench-installed" want
+    want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "installing egat-bench and its dependencies into $VENV (first run: several minutes)" >&2
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test,ray,slurm]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+target=${1:-}
+[ $# -gt 0 ] && shift
+case "$target" in
+    test)
+        ensure_venv
+        "$VENV/bin/ruff" check .
+        "$VENV/bin/python" -m pytest -q "$@"
+        ;;
+    run)
+        ensure_venv
+        "$VENV/bin/python" -m benchmark.run "$@"
+        ;;
+    samples)
+        ensure_venv
+        for dataset in shapes digits; do
+            "$VENV/bin/python" -m benchmark.data.preview --dataset "$dataset" --out "results/samples_$dataset.png"
+        done
+        ;;
+    *)
+        echo "usage: ./reproduce.sh test|run|samples [flags]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,99 @@
+"""The command line, run as a user would: a subprocess. Bad input exits 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = [sys.executable, "-m", "benchmark.run"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*RUN, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_list_prints_every_registry():
+    out = run_cli("--list")
+    assert out.returncode == 0
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles"}
+    assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
+    assert lines["datasets"].startswith("shapes, digits")
+
+
+def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
+    args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks", "none",
+            "--steps", "20", "--results-dir", str(tmp_path))
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "1 to train and evaluate" in first.stdout
+    runs = tmp_path / "quick" / "runs"
+    (eval_path,) = (runs / "eval").glob("*.json")
+    (train_path,) = (runs / "train").glob("*.json")
+    record = json.loads(eval_path.read_text())
+    for field in ("key", "kind", "train_key", "profile", "dataset", "train_domain", "method", "seed", "config",
+                  "versions"):
+        assert field in record, field
+    assert (record["kind"], record["dataset"], record["train_domain"], record["method"]) == (
+        "eval", "shapes", "studio", "erm")
+    metrics = record["metrics"]
+    assert set(metrics) >= {"cAcc", "ood_cAcc", "aAcc", "Comp", "Suff", "time_per_epoch_s"}
+    assert set(metrics["ood_cAcc"]) == {"street", "scene", "photo"}
+    assert 0 <= metrics["cAcc"] <= 100 and metrics["aAcc"] == {}
+    assert json.loads(train_path.read_text())["key"] == record["train_key"]
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr
+    assert "1 done" in second.stdout and "all jobs are done" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--methods", "nope"), "unknown method 'nope'; valid choices: erm"),
+        (("--datasets", "imagenet"), "unknown dataset 'imagenet'; valid choices: shapes, digits"),
+        (("--datasets", "shapes", "--domains", "moon"), "unknown domain 'moon' of shapes; valid choices: studio"),
+        (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm"),
+        (("--eps", "0,abc"), "malformed eps 'abc'"),
+        (("--eps", "-0.1"), "eps -0.1 is outside [0, 1]"),
+        (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper"),
+        (("--launcher", "k8s"), "unknown launcher 'k8s'; valid choices: local"),
+        (("--seeds", "x"), "malformed seeds 'x'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, expected):
+    out = run_cli(*args, "--results-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and expected in out.stderr, out.stderr
+    assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_missing_data_folder_exits_2_naming_the_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    out = run_cli("--datasets", "vlcs", "--data-root", str(missing), "--results-dir", str(tmp_path / "r"))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and str(missing) in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_image_exits_2_naming_the_file(tmp_path):
+    from benchmark.data.folders import VLCS
+    from tests.test_folders import make_tree
+
+    root = make_tree(tmp_path / "data", VLCS, per_class=14)
+    bad = sorted((root / "VLCS" / "Caltech101" / "bird").iterdir())
+    for path in bad:
+        path.write_bytes(b"not an image")
+    out = run_cli("--datasets", "vlcs", "--domains", "Caltech101", "--data-root", str(tmp_path / "data"),
+                  "--attacks", "none", "--steps", "3", "--results-dir", str(tmp_path / "r"))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()  # count warnings and a progress bar come before the error
+    assert [line for line in lines if line.startswith("error: ")] == [lines[-1]], out.stderr
+    assert "Caltech101/bird" in lines[-1] and "cannot read image" in lines[-1], lines[-1]
+    assert not list((tmp_path / "r").rglob("*.json")), "no record of the failed job"

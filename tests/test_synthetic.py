@@ -1,0 +1,81 @@
+"""The built-in benchmarks: determinism, exact masks, disjoint glyphs, and a spurious background cue
+that works in-domain and fails on other domains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from benchmark.data import load_benchmark
+from benchmark.data.synthetic import (
+    DIGIT_DOMAINS,
+    SHAPE_DOMAINS,
+    digit_glyph_split,
+    generate_digits,
+    generate_shapes,
+)
+
+GENERATORS = [(generate_shapes, d) for d in range(4)] + [(generate_digits, d) for d in range(4)]
+
+
+@pytest.mark.parametrize(("generate", "domain"), GENERATORS)
+def test_same_seed_gives_identical_arrays(generate, domain):
+    a, b = generate(domain, seed=3, n=64), generate(domain, seed=3, n=64)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    other = generate(domain, seed=4, n=64)
+    assert not np.array_equal(a["images"], other["images"])
+
+
+@pytest.mark.parametrize(("generate", "domain"), GENERATORS)
+def test_masks_cover_exactly_the_object(generate, domain):
+    """The image differs from the background it was painted on exactly where the mask is."""
+    arrays = generate(domain, n=200)
+    painted = (arrays["images"] != arrays["backgrounds"]).any(axis=1)
+    np.testing.assert_array_equal(painted, arrays["masks"][:, 0])
+    assert arrays["masks"].reshape(200, -1).any(axis=1).all(), "every image has an object"
+
+
+def test_digit_domains_share_no_glyph():
+    parts = digit_glyph_split()
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            assert not set(parts[i]) & set(parts[j])
+    for domain in range(len(DIGIT_DOMAINS)):
+        used = set(generate_digits(domain, n=300)["glyph_ids"])
+        assert used <= set(parts[domain])
+
+
+def _background_colour(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Mean colour of the background pixels only (object masked out), per image."""
+    items = [dataset[i] for i in range(len(dataset))]
+    x = np.stack([it["x"].numpy() for it in items])
+    keep = 1 - np.stack([it["mask"].numpy() for it in items])
+    features = (x * keep).sum(axis=(2, 3)) / keep.sum(axis=(2, 3))
+    return features, np.array([int(it["y"]) for it in items])
+
+
+@pytest.mark.parametrize("name", ["shapes", "digits"])
+def test_background_alone_predicts_class_in_domain_but_not_across(name):
+    bench = load_benchmark(name)
+    chance = 1 / bench.num_classes
+    train_x, train_y = _background_colour(bench.domains[0].train)
+    classifier = LogisticRegression(max_iter=2000).fit(train_x, train_y)
+    in_domain = classifier.score(*_background_colour(bench.domains[0].test))
+    assert in_domain > chance + 0.4, f"the spurious cue should work in-domain ({in_domain:.2f})"
+    for other in bench.domains[1:]:
+        across = classifier.score(*_background_colour(other.test))
+        assert across < chance + 0.1, f"the cue must not transfer to {other.name} ({across:.2f})"
+
+
+def test_benchmarks_have_named_domains_and_exact_splits():
+    for name, domains in (("shapes", SHAPE_DOMAINS), ("digits", DIGIT_DOMAINS)):
+        bench = load_benchmark(name)
+        assert tuple(bench.domain_names()) == domains
+        for domain in bench.domains:
+            n = len(domain.full)
+            assert (len(domain.train), len(domain.val), len(domain.test)) == (0.6 * n, 0.2 * n, 0.2 * n)
+            split = set(domain.train.indices) | set(domain.val.indices) | set(domain.test.indices)
+            assert split == set(range(n))
