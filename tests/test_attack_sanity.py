@@ -1,0 +1,68 @@
+"""Attack sanity on a small ERM cnn trained here: no gradient masking, budgets behave, PGD >= FGSM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attacks import ATTACKS
+from benchmark.config import PROFILES
+from benchmark.data import iterate, load_benchmark
+from benchmark.evaluate import adversarial_accuracy, evaluate
+from benchmark.models import build_model
+from benchmark.train import accuracy, seed_everything, train
+from methods import METHODS
+
+EPS_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    bench = load_benchmark("shapes")
+    domain = bench.domains[0]
+    seed_everything(0)
+    model = build_model("cnn", bench.num_classes)
+    result = train(METHODS.get("erm")(model, {}), domain.train, domain.val, steps=150, batch_size=32, lr=2e-3,
+                   eval_every=50, seed=0, progress=False)
+    model.load_state_dict(result.best_state)
+    model.eval()
+    batches = list(iterate(domain.test, 200))
+    return bench, model, batches
+
+
+def test_model_learned_something(trained):
+    bench, model, _ = trained
+    assert accuracy(model, bench.domains[0].test) > 60
+
+
+def test_eps_zero_gives_clean_accuracy(trained):
+    bench, model, batches = trained
+    clean = accuracy(model, bench.domains[0].test)
+    for attack in ATTACKS.names():
+        assert adversarial_accuracy(model, batches, attack, 0.0, steps=10, seed=0) == clean
+
+
+def test_accuracy_does_not_rise_with_eps_and_pgd_is_no_weaker_than_fgsm(trained):
+    _, model, batches = trained
+    pgd = [adversarial_accuracy(model, batches, "pgd", e, steps=10, seed=0) for e in EPS_GRID]
+    fgsm = [adversarial_accuracy(model, batches, "fgsm", e, steps=10, seed=0) for e in EPS_GRID]
+    assert all(a >= b for a, b in zip(pgd, pgd[1:], strict=False)), pgd
+    assert all(p <= f for p, f in zip(pgd, fgsm, strict=True)), (pgd, fgsm)
+    assert pgd[-1] < pgd[0] - 10, f"eps 0.04 should hurt an undefended model: {pgd}"
+
+
+def test_large_eps_drives_undefended_model_near_zero(trained):
+    _, model, batches = trained
+    assert adversarial_accuracy(model, batches, "pgd", 0.5, steps=10, seed=0) <= 5.0
+
+
+def test_evaluate_fills_every_metric(trained):
+    bench, model, _ = trained
+    profile = PROFILES.get("quick")
+    metrics = evaluate(model, bench, "studio", attacks=tuple(ATTACKS.names()), eps=(0.0, 0.02), profile=profile,
+                       seed=0, device=torch.device("cpu"), progress=False)
+    assert set(metrics["aAcc"]) == set(ATTACKS.names())
+    for by_eps in metrics["aAcc"].values():
+        assert set(by_eps) == {"0", "0.02"} and by_eps["0"] == metrics["cAcc"] and by_eps["0.02"] < by_eps["0"]
+    assert set(metrics["ood_cAcc"]) == {"street", "scene", "photo"}
+    assert 0 <= metrics["Suff"] <= 100 and -100 <= metrics["Comp"] <= 100
