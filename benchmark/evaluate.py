@@ -7,6 +7,8 @@
   comes from a generator seeded by the job's seed, so evaluation is reproducible.
 - Comp / Suff: ERASER-style AOPC of the Grad-CAM of the true class on the first
   `faithfulness_images` test images (benchmark/faithfulness.py).
+- heatmaps: Grad-CAM of the first HEATMAP_IMAGES test images, clean and under PGD at the profile's
+  `table_eps`, with predictions, so Fig. 4 is a pure function of the records (plus the images).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from benchmark.models import Classifier
 from benchmark.train import accuracy, to_device
 
 EVAL_EXPLAINER = "gradcam"
+HEATMAP_IMAGES = 6
 
 
 def eps_label(eps: float) -> str:
@@ -65,6 +68,23 @@ def explanation_faithfulness(model: Classifier, batches: list[dict[str, Tensor]]
     return torch.cat(comps).mean().item(), torch.cat(suffs).mean().item()
 
 
+def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, steps: int, seed: int) -> dict:
+    """Grad-CAM maps of the true class on the first test images, clean and under PGD (for Fig. 4)."""
+    x, y = batch["x"][:HEATMAP_IMAGES], batch["y"][:HEATMAP_IMAGES]
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    x_adv = ATTACKS.get("pgd")(model, x, y, eps, generator=generator, steps=steps)
+    explain = EXPLAINERS.get(EVAL_EXPLAINER)
+    with torch.no_grad():
+        pred_clean, pred_adv = model(x).argmax(1), model(x_adv).argmax(1)
+
+    def rounded(maps: Tensor) -> list:
+        return maps.detach().cpu().round(decimals=4).tolist()
+
+    return {"indices": list(range(len(y))), "split": "test", "eps": eps, "attack": "pgd", "label": y.tolist(),
+            "clean": rounded(explain(model, x, y)), "adv": rounded(explain(model, x_adv, y)),
+            "pred_clean": pred_clean.tolist(), "pred_adv": pred_adv.tolist()}
+
+
 def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
              eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
              progress: bool = True) -> dict:
@@ -84,4 +104,6 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
         metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
             model, test_batches, attack, e, steps=profile.attack_steps, seed=seed)
     metrics["Comp"], metrics["Suff"] = explanation_faithfulness(model, test_batches, profile.faithfulness_images)
+    metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
+                                          seed=seed)
     return metrics

@@ -72,7 +72,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
     p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
-    p.add_argument("--workers", type=int, default=1, help="parallel workers for launchers that use them")
+    p.add_argument("--workers", type=int, default=1, help="parallel workers (processes, local Ray) / CPUs per job")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (launcher ray); default: start one")
+    p.add_argument("--slurm-partition", default=None, help="Slurm partition (launcher slurm)")
+    p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (launcher slurm)")
+    p.add_argument("--slurm-time", type=int, default=240, help="minutes per Slurm job (launcher slurm)")
+    p.add_argument("--slurm-local", action="store_true", help="run the slurm launcher on submitit's local executor")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda if available")
     return p
 
@@ -131,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
               + (f"estimated {estimate / 60:.1f} min" if estimate is not None else "no timing yet for an estimate"))
         if plan.pending:
-            launcher(plan.pending, LaunchOptions(args.results_dir, args.data_root, args.device, args.workers))
+            launcher(plan.pending, LaunchOptions(
+                args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,
+                slurm_partition=args.slurm_partition, slurm_gpus=args.slurm_gpus, slurm_time_min=args.slurm_time,
+                slurm_local=args.slurm_local))
         else:
             print("all jobs are done; nothing to run")
     except UserError as err:

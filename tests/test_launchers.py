@@ -1,0 +1,94 @@
+"""Launchers give the same records as `local`; an interrupted grid resumes without redoing work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from benchmark.config import PROFILES
+from benchmark.grid import Selection, build_jobs, make_plan
+from benchmark.launchers import LAUNCHERS, LaunchOptions
+from benchmark.store import Store
+
+PROFILE = replace(PROFILES.get("quick"), steps=10, eval_every=5, faithfulness_images=16)
+
+
+def tiny_grid() -> list:
+    selection = Selection(profile=PROFILE, datasets=("shapes",), domains="0,1", methods=("erm",), seeds=(0,),
+                          attacks=("fgsm",), eps=(0.02,))
+    return build_jobs(selection)
+
+
+def metrics_by_key(results_dir) -> dict:
+    """Every eval record's metrics except the measured training time, which differs run to run."""
+    records = Store(results_dir, "quick").records("eval")
+    return {r["key"]: {k: v for k, v in r["metrics"].items() if k != "time_per_epoch_s"} for r in records}
+
+
+@pytest.fixture(scope="module")
+def local_metrics(tmp_path_factory):
+    results = tmp_path_factory.mktemp("local")
+    LAUNCHERS.get("local")(tiny_grid(), LaunchOptions(str(results), None, "cpu"))
+    metrics = metrics_by_key(results)
+    assert len(metrics) == 2
+    return metrics
+
+
+@pytest.mark.parametrize(
+    "launcher, options",
+    [
+        ("processes", {"workers": 2}),
+        ("ray", {"workers": 2}),
+        ("slurm", {"slurm_local": True}),
+    ],
+)
+def test_engines_reproduce_local_metrics(tmp_path, local_metrics, launcher, options):
+    LAUNCHERS.get(launcher)(tiny_grid(), LaunchOptions(str(tmp_path), None, "cpu", **options))
+    assert metrics_by_key(tmp_path) == local_metrics
+
+
+def test_slurm_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch):
+    from benchmark.registry import UserError
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError, match="no Slurm"):
+        LAUNCHERS.get("slurm")(tiny_grid(), LaunchOptions(str(tmp_path), None, "cpu"))
+
+
+def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
+    args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "all",
+            "--attacks", "none", "--steps", "40", "--results-dir", str(tmp_path)]
+    evals = tmp_path / "quick" / "runs" / "eval"
+    grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (evals.is_dir() and any(evals.glob("*.json"))):
+        assert grid.poll() is None, "the grid ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(grid.pid, signal.SIGKILL)
+    grid.wait()
+
+    finished = {p: p.stat().st_mtime_ns for p in evals.glob("*.json")}
+    assert 1 <= len(finished) < 4
+    for path in finished:
+        json.loads(path.read_text())  # complete, valid records only
+
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} done" in rerun.stdout
+    for path, stamp in finished.items():
+        assert path.stat().st_mtime_ns == stamp, "a finished job was redone"
+    records = Store(tmp_path, "quick").records("eval")
+    assert len(records) == 4 and len({r["key"] for r in records}) == 4
+    assert {r["train_domain"] for r in records} == {"studio", "street", "scene", "photo"}
+    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=40, eval_every=40),
+                                datasets=("shapes",), domains="all", methods=("erm",), seeds=(0,), attacks=(),
+                                eps=PROFILES.get("quick").eps_grid))
+    assert len(make_plan(jobs, str(tmp_path)).done) == 4
