@@ -62,18 +62,26 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
     return Plan(done, to_train, to_evaluate)
 
 
-def estimate_seconds(plan: Plan, results_dir: str) -> float | None:
-    """Seconds the pending jobs should take, from the median timings of finished jobs of the same
-    (profile, method); None when some method has never run here."""
-    total = 0.0
+def _attack_cost(attacks: list, eps: list) -> int:
+    """Relative evaluation cost: one unit for the clean metrics plus one per (attack, eps > 0) pair."""
+    return 1 + len(attacks) * sum(1 for e in eps if e > 0)
+
+
+def estimate_seconds(plan: Plan, results_dir: str) -> tuple[float, list[str]]:
+    """Seconds the pending jobs should take, from finished jobs of the same (profile, method) in the store,
+    scaled by training steps and by the number of attacks x eps; also the methods with no timing yet."""
+    total, unknown = 0.0, []
     for job in plan.pending:
         store = Store(results_dir, job.train.profile.name)
         same = [r for r in store.records("eval") if r["method"] == job.train.method]
         if not same:
-            return None
-        evals = sorted(r["eval_time_s"] for r in same)
-        total += evals[len(evals) // 2]
+            unknown.append(job.train.method)
+            continue
+        cost = _attack_cost(list(job.attacks), list(job.eps))
+        evals = sorted(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"]) for r in same)
+        total += evals[len(evals) // 2] * cost
         if job in plan.to_train:
-            trains = sorted(store.read("train", r["train_key"])["total_time_s"] for r in same)
-            total += trains[len(trains) // 2]
-    return total
+            trains = sorted(r["total_time_s"] / r["config"]["steps"] for r in store.records("train")
+                            if r["method"] == job.train.method)
+            total += trains[len(trains) // 2] * job.train.profile.steps
+    return total, sorted(set(unknown))

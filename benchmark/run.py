@@ -61,6 +61,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.splitlines()[0])
     p.add_argument("--list", action="store_true", help="print every registry and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
     p.add_argument("--profile", default="quick", help="quick (built-in data, CPU) or paper")
     p.add_argument("--datasets", default=None, help="comma list; default: the profile's datasets")
     p.add_argument("--domains", default="all", help="all, or comma list of domain names or indices 0-3")
@@ -131,10 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in selection.datasets:  # bad data folders fail here, before anything runs
             load_dataset_for(dataset, args.data_root, selection.profile)
         plan = make_plan(jobs, args.results_dir)
-        estimate = estimate_seconds(plan, args.results_dir)
+        seconds, untimed = estimate_seconds(plan, args.results_dir)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
-              + (f"estimated {estimate / 60:.1f} min" if estimate is not None else "no timing yet for an estimate"))
+              f"estimated {seconds / 60:.1f} min on one worker"
+              + (f" plus the methods not timed here yet: {', '.join(untimed)}" if untimed else ""))
+        if args.dry_run:
+            return 0
         if plan.pending:
             launcher(plan.pending, LaunchOptions(
                 args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,

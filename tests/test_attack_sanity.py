@@ -66,3 +66,6 @@ def test_evaluate_fills_every_metric(trained):
         assert set(by_eps) == {"0", "0.02"} and by_eps["0"] == metrics["cAcc"] and by_eps["0.02"] < by_eps["0"]
     assert set(metrics["ood_cAcc"]) == {"street", "scene", "photo"}
     assert 0 <= metrics["Suff"] <= 100 and -100 <= metrics["Comp"] <= 100
+    heatmaps = metrics["heatmaps"]
+    assert len(heatmaps["clean"]) == len(heatmaps["adv"]) == len(heatmaps["label"]) == 6
+    assert torch.tensor(heatmaps["clean"]).shape == (6, 8, 8) and heatmaps["eps"] == profile.table_eps

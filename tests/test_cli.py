@@ -97,3 +97,12 @@ def test_corrupt_image_exits_2_naming_the_file(tmp_path):
     assert [line for line in lines if line.startswith("error: ")] == [lines[-1]], out.stderr
     assert "Caltech101/bird" in lines[-1] and "cannot read image" in lines[-1], lines[-1]
     assert not list((tmp_path / "r").rglob("*.json")), "no record of the failed job"
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
+    out = run_cli("--methods", "erm", "--datasets", "shapes,digits", "--seeds", "0,1", "--dry-run",
+                  "--results-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate")
+    assert "not timed here yet: erm" in out.stdout
+    assert not any(tmp_path.iterdir())
