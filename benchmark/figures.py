@@ -1,0 +1,306 @@
+"""Figures 2-4 of the paper from eval records (matplotlib Agg, PNG).
+
+- Fig. 2: accuracy vs eps, one panel per dataset x attack, a curve per method: the mean over seeds,
+  then over the training domains the method has records for (a legend entry says when a method covers
+  fewer domains than the best-covered one); eps 0 is the clean accuracy when not recorded.
+- Fig. 3: aAcc (PGD at the profile's table_eps) vs training time per epoch, one panel per dataset and
+  one point per (method, model), averaged the same way, with the Pareto front (maximize aAcc,
+  minimize time) in red: EGAT on lighter backbones appears when records of other models exist.
+- Fig. 4: Grad-CAM maps of the true class, clean and under PGD, from the records' `metrics.heatmaps`,
+  for ERM, DRE, SGDrop and EGAT, over the test images they came from (the VLCS-like benchmark first,
+  its first domain with the most of these methods, the lowest seed).
+Curves, points and panels without records are simply absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from benchmark.data import load_benchmark  # noqa: E402
+from benchmark.evaluate import eps_label  # noqa: E402
+from benchmark.registry import UserError  # noqa: E402
+from benchmark.tables import MAIN_METHODS, OOD_METHODS, Results, display_name  # noqa: E402
+
+FIG2_METHODS = (*OOD_METHODS, "at")
+FIG3_METHODS = (*MAIN_METHODS, "at")
+FIG4_METHODS = ("erm", "dre", "sgdrop", "egat")
+ATTACK_ORDER = ("fgsm", "mifgsm", "pgd", "sca")
+ATTACK_NAMES = {"fgsm": "FGSM", "mifgsm": "MI-FGSM", "pgd": "PGD", "sca": "SCA"}
+MARKERS = "osD^v<>pPX*h"
+DPI = 120
+
+
+def _colors(methods: Sequence[str]) -> dict[str, Any]:
+    """One colour per method, stable across panels; EGAT is red (as in the paper), no one else is."""
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 3]
+    others = [m for m in methods if m != "egat"]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(others)}
+    colors["egat"] = "tab:red"
+    return colors
+
+
+def _subtitle(results: Results) -> str:
+    if results.profile.name == "paper":
+        return "paper profile"
+    return f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"
+
+
+def _domain_mean(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean over seeds per training domain, then over domains; `domains` = how many domains entered."""
+    per_domain = frame.groupby([*keys, "train_domain"], sort=False)["value"].mean().reset_index()
+    return per_domain.groupby(keys, sort=False)["value"].agg(value="mean", domains="size").reset_index()
+
+
+def accuracy_curves(results: Results, methods: Sequence[str] = FIG2_METHODS) -> pd.DataFrame:
+    """Fig. 2's data: dataset, attack, method, eps (float), value (%), domains (count)."""
+    obs = results.table_obs
+    obs = obs[obs["method"].isin(methods)]
+    acc = obs[obs["metric"] == "aAcc"].assign(eps=lambda f: f["eps"].astype(float))
+    run = ["dataset", "train_domain", "method", "seed"]
+    clean = obs[(obs["metric"] == "cAcc") & (obs["test_domain"] == obs["train_domain"])][[*run, "value"]]
+    zero = acc[[*run, "attack"]].drop_duplicates().merge(clean, on=run).assign(eps=0.0)
+    both = pd.concat([acc, zero], ignore_index=True).drop_duplicates([*run, "attack", "eps"], keep="first")
+    return _domain_mean(both, ["dataset", "attack", "method", "eps"])
+
+
+def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_METHODS) -> Path | None:
+    """Accuracy vs eps per dataset (rows) x attack (columns); None when no record has attack results."""
+    curves = accuracy_curves(results, methods)
+    if curves.empty:
+        return None
+    datasets = [d for d in results.datasets() if d in set(curves["dataset"])]
+    present = set(curves["attack"])
+    attacks = [a for a in ATTACK_ORDER if a in present] + sorted(present - set(ATTACK_ORDER))
+    colors = _colors(methods)
+    fig, axes = plt.subplots(len(datasets), len(attacks), figsize=(max(4.2 * len(attacks), 8.0),
+                                                                    3.4 * len(datasets) + 0.6),
+                             squeeze=False, sharey=True)
+    handles: dict[str, Any] = {}
+    partial: set[str] = set()
+    for i, dataset in enumerate(datasets):
+        for j, attack in enumerate(attacks):
+            ax = axes[i, j]
+            panel = curves[(curves["dataset"] == dataset) & (curves["attack"] == attack)]
+            ax.set_title(f"{ATTACK_NAMES.get(attack, attack)} — {results.role(dataset)}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.set_ylim(0, 100)
+            if j == 0:
+                ax.set_ylabel("accuracy (%)", fontsize=9)
+            if panel.empty:
+                ax.text(0.5, 0.5, "no records", ha="center", va="center", transform=ax.transAxes, color="gray")
+                ax.set_xticks([])
+                continue
+            for k, method in enumerate(methods):
+                line = panel[panel["method"] == method].sort_values("eps")
+                if line.empty:
+                    continue
+                if line["domains"].min() < panel["domains"].max():
+                    partial.add(method)
+                egat = method == "egat"
+                handles[method] = ax.plot(line["eps"], line["value"], color=colors[method],
+                                          marker=MARKERS[k % len(MARKERS)], linestyle="-" if egat else "--",
+                                          linewidth=2.4 if egat else 1.4, markersize=4, zorder=3 if egat else 2)[0]
+            ax.set_xticks(sorted(set(panel["eps"])))
+            ax.set_xlabel("ε (L∞, pixel scale [0, 1])", fontsize=9)
+    footnote = "\n* fewer training domains than the best-covered method in some panel (mean over its own)"
+    fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains)\n{_subtitle(results)}"
+                 + (footnote if partial else ""), fontsize=11)
+    labels = [display_name(m) + ("*" if m in partial else "") for m in handles]
+    fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
+    # tight_layout leaves room for the suptitle itself; the legend's rows take fixed inches at the bottom
+    fig.tight_layout(rect=(0, (0.4 + 0.25 * (len(handles) > 7)) / fig.get_figheight(), 1, 1))
+    return _save(fig, out)
+
+
+def pareto_optimal(times: Sequence[float], accs: Sequence[float]) -> list[bool]:
+    """Whether each point is undominated: no other point is at least as fast and as accurate, and
+    strictly better in one of the two."""
+    points = list(zip(times, accs, strict=True))
+    return [not any(t2 <= t and a2 >= a and (t2 < t or a2 > a) for t2, a2 in points) for t, a in points]
+
+
+def time_points(results: Results, methods: Sequence[str] = FIG3_METHODS) -> pd.DataFrame:
+    """Fig. 3's data: dataset, method, model, time (s/epoch), aAcc (%), domains, pareto (per dataset)."""
+    obs = results.obs[results.obs["method"].isin(methods)]
+    label = eps_label(results.profile.table_eps)
+    keys = ["dataset", "method", "model"]
+    acc = _domain_mean(obs[(obs["metric"] == "aAcc") & (obs["attack"] == "pgd") & (obs["eps"] == label)], keys)
+    time = _domain_mean(obs[obs["metric"] == "time_per_epoch_s"], keys)
+    points = acc.merge(time, on=keys, suffixes=("_acc", "_time"))
+    points = points.rename(columns={"value_acc": "aAcc", "value_time": "time", "domains_acc": "domains"})
+    points = points[[*keys, "time", "aAcc", "domains"]]
+    points["pareto"] = False
+    for _, group in points.groupby("dataset"):
+        points.loc[group.index, "pareto"] = pareto_optimal(group["time"].tolist(), group["aAcc"].tolist())
+    return points
+
+
+def figure3(results: Results, out: str | Path, *, methods: Sequence[str] = FIG3_METHODS) -> Path | None:
+    """aAcc vs time per epoch with the Pareto front, one panel per dataset; None without data."""
+    points = time_points(results, methods)
+    if points.empty:
+        return None
+    datasets = [d for d in results.datasets() if d in set(points["dataset"])]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.2 * len(datasets), 8.0), 5.0), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        panel = points[points["dataset"] == dataset]
+        most = panel["domains"].max()
+        for k, row in enumerate(panel.sort_values("time").itertuples()):
+            color = "tab:red" if row.pareto else "tab:blue"
+            ax.scatter(row.time, row.aAcc, color=color, s=46, zorder=3, edgecolor="black", linewidth=0.5)
+            name = display_name(row.method) + (f" ({row.model})" if row.model != results.profile.model else "")
+            name += f" [{row.domains}/{most} domains]" if row.domains < most else ""
+            # labels alternate above / below their points, in time order, so neighbours rarely collide
+            ax.annotate(name, (row.time, row.aAcc), textcoords="offset points", xytext=(5, 5 if k % 2 else -11),
+                        fontsize=8)
+        front = panel[panel["pareto"]].sort_values("time")
+        ax.plot(front["time"], front["aAcc"], color="tab:red", linewidth=1.6, zorder=2, label="Pareto front")
+        ax.scatter([], [], color="tab:blue", edgecolor="black", linewidth=0.5, label="dominated")
+        ax.set_title(results.role(dataset), fontsize=10)
+        ax.set_xlabel("training time per epoch (s)", fontsize=9)
+        ax.set_ylabel(f"aAcc, PGD at ε = {eps_label(results.profile.table_eps)} (%)", fontsize=9)
+        ax.margins(x=0.15, y=0.12)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Fig. 3: adversarial accuracy vs training time per epoch (red: Pareto-optimal)\n"
+                 f"{_subtitle(results)}", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def heatmap_runs(results: Results, methods: Sequence[str] = FIG4_METHODS) -> dict[str, dict[str, Any]]:
+    """Fig. 4's records, one per method: the VLCS-like benchmark first, its first domain with the most of
+    these methods' heatmaps, the lowest seed."""
+    runs = [r for r in results.runs_of({(d, m) for d in results.datasets() for m in methods})
+            if r["metrics"].get("heatmaps")]
+    for dataset in results.datasets():
+        domains = results.domains(dataset)
+        cover = {d: {r["method"] for r in runs if r["dataset"] == dataset and r["train_domain"] == d} for d in domains}
+        best = max(domains, key=lambda d: (len(cover[d]), -domains.index(d)), default=None)
+        if best is None or not cover[best]:
+            continue
+        chosen = {}
+        for method in methods:
+            mine = [r for r in runs if (r["dataset"], r["train_domain"], r["method"]) == (dataset, best, method)]
+            if mine:
+                chosen[method] = min(mine, key=lambda r: r["seed"])
+        return chosen
+    return {}
+
+
+def _images(dataset: str, domain: str, indices: Sequence[int], *, data_root: str | None,
+            image_size: int | None) -> tuple[list[np.ndarray], tuple[str, ...]] | None:
+    """Test images (H, W, 3 in [0, 1]) and class names, or None when the data cannot be loaded."""
+    try:
+        bench = load_benchmark(dataset, data_root=data_root, image_size=image_size)
+    except (UserError, OSError):
+        return None
+    test = bench.domain(domain).test
+    return [test[i]["x"].permute(1, 2, 0).numpy() for i in indices], bench.classes
+
+
+def figure4(results: Results, out: str | Path, *, methods: Sequence[str] = FIG4_METHODS, n_images: int = 3,
+            data_root: str | None = None) -> Path | None:
+    """Grad-CAM clean vs PGD: per image a clean row and a PGD row; columns the image, then each method's
+    map over it. None when no record has heatmaps."""
+    chosen = heatmap_runs(results, methods)
+    if not chosen:
+        return None
+    first = next(iter(chosen.values()))
+    dataset, domain = first["dataset"], first["train_domain"]
+    common = [i for i in first["metrics"]["heatmaps"]["indices"]
+              if all(i in r["metrics"]["heatmaps"]["indices"] for r in chosen.values())][:n_images]
+    loaded = _images(dataset, domain, common, data_root=data_root, image_size=results.profile.image_size)
+    images, classes = loaded if loaded is not None else (None, None)
+    eps = first["metrics"]["heatmaps"].get("eps", results.profile.table_eps)
+    fig, axes = plt.subplots(2 * len(common), 1 + len(methods), figsize=(1.9 * (1 + len(methods)),
+                             2.0 * 2 * len(common) + 0.8), squeeze=False)
+
+    def name(label: int) -> str:
+        return classes[label] if classes is not None else f"class {label}"
+
+    mappable = None
+    for k, index in enumerate(common):
+        for half, (kind, title) in enumerate((("clean", "clean"), ("adv", f"PGD ε={eps_label(eps)}"))):
+            row = 2 * k + half
+            ax = axes[row, 0]
+            if half:
+                ax.text(0.5, 0.5, "maps under PGD,\ndrawn over the\nclean image",
+                        ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                ax.set_frame_on(False)
+            elif images is not None:
+                ax.imshow(images[k])
+            else:
+                ax.text(0.5, 0.5, "image unavailable\n(pass --data-root)", ha="center", va="center", fontsize=7,
+                        transform=ax.transAxes)
+            label = first["metrics"]["heatmaps"]["label"][first["metrics"]["heatmaps"]["indices"].index(index)]
+            ax.set_ylabel(f"test #{index}: {name(label)}\n{title}", fontsize=8)
+            for col, method in enumerate(methods, start=1):
+                ax = axes[row, col]
+                if row == 0:
+                    ax.set_title(display_name(method), fontsize=10)
+                record = chosen.get(method)
+                if record is None:
+                    ax.text(0.5, 0.5, "no record", ha="center", va="center", fontsize=8, color="gray",
+                            transform=ax.transAxes)
+                    continue
+                maps = record["metrics"]["heatmaps"]
+                pos = maps["indices"].index(index)
+                heat = np.asarray(maps[kind][pos], dtype=float)
+                if images is not None:
+                    h, w = images[k].shape[:2]
+                    ax.imshow(images[k])
+                    extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+                else:
+                    extent = None
+                mappable = ax.imshow(heat, cmap="jet", alpha=0.5 if images is not None else 1.0, vmin=0, vmax=1,
+                                     interpolation="bilinear", extent=extent)
+                pred = maps["pred_clean" if kind == "clean" else "pred_adv"][pos]
+                ok = pred == maps["label"][pos]
+                ax.set_xlabel(f"pred: {name(pred)} {'✓' if ok else '✗'}", fontsize=8,
+                              color="darkgreen" if ok else "firebrick")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=10)
+    seeds = sorted({r["seed"] for r in chosen.values()})
+    fig.suptitle(f"Fig. 4: Grad-CAM of the true class, clean vs PGD — {dataset}/{domain}, seed "
+                 f"{', '.join(map(str, seeds))}\n{_subtitle(results)}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    if mappable is not None:
+        bar = fig.add_axes((0.93, 0.25, 0.015, 0.5))
+        fig.colorbar(mappable, cax=bar).set_label("Grad-CAM (normalized)", fontsize=8)
+    return _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: str | Path) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+FIGURES = ("fig2", "fig3", "fig4")
+
+
+def render_figures(results: Results, out_dir: str | Path, *, names: Sequence[str] = FIGURES,
+                   methods: Sequence[str] | None = None, data_root: str | None = None) -> list[Path]:
+    """Write the named figures as `<out_dir>/<name>.png`; `methods` replaces Fig. 2's and Fig. 3's
+    defaults. Figures without any data are skipped (not written)."""
+    out = Path(out_dir)
+    makers = {
+        "fig2": lambda: figure2(results, out / "fig2.png", methods=tuple(methods or FIG2_METHODS)),
+        "fig3": lambda: figure3(results, out / "fig3.png", methods=tuple(methods or FIG3_METHODS)),
+        "fig4": lambda: figure4(results, out / "fig4.png", data_root=data_root),
+    }
+    return [path for name in names if (path := makers[name]()) is not None]

@@ -1,0 +1,53 @@
+"""Shared by the table, figure and claim tests: the committed fixture, a pinned profile, golden-file
+comparison, and a small factory for hand-built eval records."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import PROFILES, Profile
+from benchmark.store import Store
+from benchmark.tables import Results
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECORDS = FIXTURES / "records"
+GOLDEN = FIXTURES / "golden" / "quick"
+
+#: the quick profile with its notes pinned, so the golden files do not change with config.py's wording
+PROFILE: Profile = replace(PROFILES.get("quick"), datasets=("shapes", "digits"), model="cnn", table_eps=0.02,
+                           image_size=None, notes="quick profile (test fixture): invented numbers")
+
+
+def fixture_results() -> Results:
+    """The committed fixture's records under the pinned quick profile."""
+    return Results.from_records(Store(RECORDS, "quick").records("eval"), PROFILE)
+
+
+def assert_golden(written: Path, name: str | None = None) -> None:
+    """`written` must equal tests/fixtures/golden/quick/<name> byte for byte (UPDATE_GOLDEN=1 rewrites it)."""
+    golden = GOLDEN / (name or written.name)
+    text = written.read_text(encoding="utf-8")
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), f"{written} differs from {golden} (UPDATE_GOLDEN=1 rewrites)"
+
+
+def eval_record(dataset: str, domain: str, method: str, seed: int = 0, *, cacc: float = 80.0,
+                ood: dict[str, float] | None = None, aacc: dict[str, dict[str, float]] | None = None,
+                comp: float = 20.0, suff: float = 30.0, time: float = 1.0, model: str = "cnn", steps: int = 400,
+                key: str | None = None, heatmaps: dict | None = None) -> dict[str, Any]:
+    """A minimal eval record of the store's contract with the given metrics."""
+    train_key = f"t-{dataset}-{domain}-{method}-{seed}-{model}-{steps}"
+    metrics: dict[str, Any] = {"cAcc": cacc, "ood_cAcc": ood or {}, "aAcc": aacc or {}, "Comp": comp, "Suff": suff,
+                               "time_per_epoch_s": time}
+    if heatmaps is not None:
+        metrics["heatmaps"] = heatmaps
+    return {"kind": "eval", "key": key or f"e-{train_key}", "train_key": train_key, "profile": "quick",
+            "dataset": dataset, "train_domain": domain, "method": method, "seed": seed,
+            "config": {"train": {"model": model, "steps": steps, "batch_size": 32, "lr": 0.002}, "attacks": ["pgd"],
+                       "eps": [0.02], "attack_steps": 10},
+            "versions": {"code": "abc1234", "torch": "2.5.1"}, "data": f"{dataset} data", "metrics": metrics}

@@ -1,0 +1,150 @@
+"""Tables I-IV: golden outputs from the committed fixture, the SE and rank arithmetic on hand-computed
+examples (and on the paper's own Table II), missing data, merged and superseded records, the header,
+the published-values comparison and the render entry point."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from benchmark import render
+from benchmark.tables import (
+    Results,
+    competition_ranks,
+    rank_summary,
+    reference,
+    render_tables,
+    standard_error,
+    table1,
+    table2,
+    table3,
+)
+from tests.report_helpers import PROFILE, RECORDS, assert_golden, eval_record, fixture_results
+
+
+@pytest.fixture(scope="module")
+def fixture() -> Results:
+    return fixture_results()
+
+
+@pytest.mark.parametrize("name", ["table1", "table2", "table3", "table4"])
+def test_tables_match_golden_files(fixture, tmp_path, name):
+    written = render_tables(fixture, tmp_path, names=[name])
+    assert [p.name for p in written] == [f"{name}.csv", f"{name}.md"]
+    for path in written:
+        assert_golden(path)
+
+
+def test_csv_states_profile_data_settings_and_reads_back(fixture, tmp_path):
+    (csv, md) = render_tables(fixture, tmp_path, names=["table1"])
+    header = [line for line in csv.read_text().splitlines() if line.startswith("# ")]
+    assert header[1].startswith("# NOT THE PAPER'S RESULTS")
+    for word in ("# profile: quick", "# data: shapes: built-in synthetic benchmark", "# settings: model cnn; 400 "
+                 "training steps", "aAcc in tables = PGD at eps 0.02", "seeds 0, 1", "code 75a2d90", "ddof=1"):
+        assert any(word in line for line in header), word
+    frame = pd.read_csv(csv, comment="#")
+    assert list(frame.columns) == ["dataset", "train_domain", "test_domain", "method", "name", "metric", "mean",
+                                   "se", "n"]
+    assert md.read_text().splitlines()[2].startswith("**NOT THE PAPER'S RESULTS")
+
+
+def test_missing_methods_and_domains_have_no_rows(fixture):
+    frame = table1(fixture).frame
+    assert "irm" not in set(frame["method"])  # never run
+    assert "photo" not in set(frame["train_domain"])  # no records trained on photo
+    assert set(frame[frame["dataset"] == "digits"]["method"]) == {"erm", "igr", "dre", "sgdrop", "egat"}
+    md = table1(fixture).sections[1][1]
+    assert list(md.index) == ["ERM", "IGR", "DRE", "SGDrop", "EGAT"]
+
+
+def test_smoke_run_is_set_aside_and_repeated_evaluations_merge(fixture):
+    assert len(fixture.notes) == 1 and "(20 steps)" in fixture.notes[0]
+    erm = [r for r in fixture.runs if (r["dataset"], r["train_domain"], r["method"], r["seed"])
+           == ("shapes", "studio", "erm", 0)]
+    assert len(erm) == 1 and erm[0]["config"]["train"]["steps"] == 400
+    egat = [r for r in fixture.runs if (r["dataset"], r["train_domain"], r["method"], r["seed"])
+            == ("digits", "day", "egat", 0)]
+    assert len(egat) == 1 and set(egat[0]["metrics"]["aAcc"]) == {"pgd", "mifgsm"}
+
+
+def test_standard_error_and_ranks_by_hand():
+    assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert standard_error([60.0, 62.0]) == pytest.approx(1.0)
+    assert math.isnan(standard_error([5.0]))
+    assert competition_ranks({"a": 97.87, "b": 97.87, "c": 98.67, "d": 97.58}) == {"a": 2, "b": 2, "c": 1, "d": 4}
+    assert competition_ranks({"a": 50.004, "b": 49.996, "c": 49.0}) == {"a": 1, "b": 1, "c": 3}  # as displayed
+    mean, var = rank_summary([1, 3, 3, 1, 3, 2, 1, 1, 3, 2, 3, 3])  # EGAT's ranks in the paper's Table II
+    assert (round(mean, 2), round(var, 2)) == (2.17, 0.81)
+
+
+def test_ranks_reproduce_the_papers_table_2():
+    ref = reference()
+    ref = ref[ref["table"] == "II"]
+    acc = ref[ref["metric"] == "cAcc"]
+    for (train, test), column in acc.groupby(["train_domain", "test_domain"]):
+        ranks = competition_ranks(dict(zip(column["method"], column["value"], strict=True)))
+        published = ref[(ref["metric"] == "rank") & (ref["train_domain"] == train) & (ref["test_domain"] == test)]
+        assert ranks == dict(zip(published["method"], published["value"].astype(int), strict=True))
+    for method, group in ref[ref["metric"] == "rank"].groupby("method"):
+        mean, var = rank_summary(group["value"])
+        summary = ref[(ref["method"] == method) & ref["metric"].isin(["rank_mean", "rank_var"])]
+        assert [round(mean, 2), round(var, 2)] == summary.sort_values("metric")["value"].tolist()
+
+
+def test_table_2_on_a_hand_computed_example():
+    ood = {("a", "erm"): [{"b": 60.0, "c": 40.0}, {"b": 62.0, "c": 40.0}],
+           ("a", "egat"): [{"b": 70.0, "c": 30.0}, {"b": 70.0, "c": 32.0}],
+           ("a", "sgdrop"): [{"b": 61.0, "c": 31.0}, {"b": 61.0, "c": 31.0}]}
+    records = [eval_record("shapes", domain, method, seed, ood=values)
+               for (domain, method), by_seed in ood.items() for seed, values in enumerate(by_seed)]
+    results = Results.from_records(records, PROFILE)
+    frame = table2(results).frame.set_index(["train_domain", "test_domain", "method", "metric"])
+    assert frame.loc[("a", "b", "erm", "cAcc"), ["mean", "se", "n"]].tolist() == [61.0, 1.0, 2]
+    ranks = {(t, m): frame.loc[("a", t, m, "rank"), "mean"] for t in "bc" for m in ("erm", "egat", "sgdrop")}
+    assert ranks == {("b", "erm"): 2, ("b", "egat"): 1, ("b", "sgdrop"): 2, ("c", "erm"): 1, ("c", "egat"): 2,
+                     ("c", "sgdrop"): 2}  # 61.00 = 61.00 tie; 31.00 = 31.00 tie
+    assert frame.loc[("all", "all", "erm", "rank_mean"), "mean"] == 1.5
+    assert frame.loc[("all", "all", "erm", "rank_var"), "mean"] == 0.25  # population variance of (2, 1)
+    assert frame.loc[("all", "all", "sgdrop", "rank_var"), "mean"] == 0.0
+
+
+def test_single_seed_cells_have_no_standard_error(fixture):
+    frame = table3(fixture).frame
+    ig = frame[frame["method"] == "egat-ig"]
+    assert set(ig["n"]) == {1} and ig["se"].isna().all()
+    wide = table3(fixture).sections[0][1]
+    assert "±" not in wide.loc["EGAT w IntegratedGradients", "studio"]
+    assert "±" in wide.loc["EGAT (base)", "studio"]
+
+
+def test_paper_profile_prints_published_values_beside_ours(tmp_path):
+    from benchmark.config import PROFILES
+
+    records = [eval_record("vlcs", "Caltech101", "egat", aacc={"pgd": {"0.02": 90.0}}),
+               eval_record("vlcs", "Caltech101", "erm", aacc={"pgd": {"0.02": 30.0}}),
+               eval_record("terra_incognita", "L38", "egat", aacc={"pgd": {"0.02": 50.0}})]
+    for r in records:
+        r["config"]["train"]["model"] = "resnet50"
+    results = Results.from_records(records, PROFILES.get("paper"))
+    frame = table1(results, compare=True).frame.set_index(["train_domain", "method", "metric"])
+    assert frame.loc[("Caltech101", "egat", "aAcc"), "paper"] == 98.23
+    assert frame.loc[("L38", "egat", "aAcc"), "paper"] == 54.52  # TerraIncognita's "Location 38"
+    csv, md = render_tables(results, tmp_path, names=["table1"])
+    assert "90.00 (98.23)" in md.read_text() and md.read_text().splitlines()[2].startswith("**paper profile")
+    assert "paper" in pd.read_csv(csv, comment="#").columns
+
+
+def test_render_entry_point(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(RECORDS, tmp_path, dirs_exist_ok=True)
+    assert render.main(["--results-dir", str(tmp_path), "--only", "table2,claims"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path / "quick" / "tables" / f"table2.{ext}") for ext in ("csv", "md")] + [
+        str(tmp_path / "quick" / "claims.md")]
+    assert render.main(["--results-dir", str(tmp_path), "--only", "table9"]) == 2
+    assert "unknown artefact 'table9'" in capsys.readouterr().err
+    assert render.main(["--results-dir", str(tmp_path / "empty"), "--only", "table1,fig2"]) == 0
+    assert "no records" in capsys.readouterr().err
