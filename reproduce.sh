@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry point: creates .venv and installs the project on first use, then runs a target.
 #   ./reproduce.sh test                 ruff + the whole test suite
+#   ./reproduce.sh table1|table2|table3|table4|fig2|fig3|fig4|all [flags]
+#                                       run the grid a table/figure needs, then render it under results/
 #   ./reproduce.sh run [run flags]      the grid: python -m benchmark.run [flags] (e.g. --methods erm,egat)
 #   ./reproduce.sh samples              PNG grids of the built-in benchmarks in results/
 set -euo pipefail
@@ -33,6 +35,10 @@ case "$target" in
         "$VENV/bin/ruff" check .
         "$VENV/bin/python" -m pytest -q "$@"
         ;;
+    table1|table2|table3|table4|fig2|fig3|fig4|all)
+        ensure_venv
+        "$VENV/bin/python" -m benchmark.reproduce "$target" "$@"
+        ;;
     run)
         ensure_venv
         "$VENV/bin/python" -m benchmark.run "$@"
@@ -44,7 +50,7 @@ case "$target" in
         done
         ;;
     *)
-        echo "usage: ./reproduce.sh test|run|samples [flags]" >&2
+        echo "usage: ./reproduce.sh table1|table2|table3|table4|fig2|fig3|fig4|all|test|run|samples [flags]" >&2
         exit 2
         ;;
 esac

@@ -70,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
     p.add_argument("--seeds", default="0", help="comma list of seeds")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
+    p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
     p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
@@ -95,6 +96,9 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         if args.steps < 1:
             raise UserError(f"--steps must be >= 1, got {args.steps}")
         profile = replace(profile, steps=args.steps, eval_every=min(profile.eval_every, args.steps))
+    if args.model is not None:
+        MODELS.get(args.model)
+        profile = replace(profile, model=args.model)
     datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
               f"estimated {seconds / 60:.1f} min on one worker"
-              + (f" plus the methods not timed here yet: {', '.join(untimed)}" if untimed else ""))
+              + (f" (not counting {', '.join(untimed)}: no finished job of theirs to time yet)" if untimed else ""))
         if args.dry_run:
             return 0
         if plan.pending:

@@ -104,5 +104,5 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
                   "--results-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate")
-    assert "not timed here yet: erm" in out.stdout
+    assert "not counting erm: no finished job" in out.stdout
     assert not any(tmp_path.iterdir())
