@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 
 from benchmark.config import Profile
@@ -22,6 +22,7 @@ class Selection:
     seeds: tuple[int, ...]
     attacks: tuple[str, ...]
     eps: tuple[float, ...]
+    hparams: dict[str, dict[str, str]] = field(default_factory=dict)  # method -> key -> CLI value
 
 
 def build_jobs(selection: Selection) -> list[EvalJob]:
@@ -30,7 +31,8 @@ def build_jobs(selection: Selection) -> list[EvalJob]:
     for dataset in selection.datasets:
         for domain, method, seed in product(resolve_domains(dataset, selection.domains), selection.methods,
                                             selection.seeds):
-            train_job = make_train_job(selection.profile, dataset, domain, method, seed)
+            train_job = make_train_job(selection.profile, dataset, domain, method, seed,
+                                       selection.hparams.get(method))
             jobs.append(EvalJob(train_job, selection.attacks, selection.eps))
     return jobs
 

@@ -23,7 +23,7 @@ from benchmark.train import seed_everything, train
 from methods import METHODS
 
 #: bump when a change to training code changes what a train job produces
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2
 #: bump when a change to evaluation code changes what an eval job produces
 EVAL_VERSION = 1
 
@@ -68,9 +68,10 @@ class EvalJob:
         return content_key(self.config())
 
 
-def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int) -> TrainJob:
-    """A train job with the method's hyperparameters resolved for the profile."""
-    return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile))
+def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
+                   overrides: dict[str, str] | None = None) -> TrainJob:
+    """A train job with the method's hyperparameters resolved for the profile (user overrides last)."""
+    return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile, overrides))
 
 
 @cache

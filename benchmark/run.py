@@ -15,7 +15,7 @@ from dataclasses import replace
 import torch
 
 from attacks import ATTACKS
-from benchmark.config import PROFILES
+from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import Selection, build_jobs, estimate_seconds, make_plan
@@ -70,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
     p.add_argument("--seeds", default="0", help="comma list of seeds")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
+    p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
     p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
@@ -102,14 +103,20 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")
+    methods = tuple(parse_names(args.methods, METHODS))
+    hparams = parse_hparam_overrides(args.hparams)
+    for method in hparams:
+        if method not in methods:
+            raise UserError(f"--hparams names method {method!r}, which is not selected; selected: {', '.join(methods)}")
     return Selection(
         profile=profile,
         datasets=datasets,
         domains=args.domains,
-        methods=tuple(parse_names(args.methods, METHODS)),
+        methods=methods,
         seeds=parse_seeds(args.seeds),
         attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True)),
         eps=parse_eps(args.eps) if args.eps is not None else profile.eps_grid,
+        hparams=hparams,
     )
 
 

@@ -111,7 +111,7 @@ def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, b
             point = {"step": step, "val_acc": val_acc, **{k: v / n for k, v in logs_sum.items()}}
             best.curve.append(point)
             logs_sum = {}
-            if val_acc > best.best_val_acc:
+            if val_acc >= best.best_val_acc:  # ties go to the later, longer-trained checkpoint
                 best.best_state = copy.deepcopy(model.state_dict())
                 best.best_step, best.best_val_acc = step, val_acc
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_acc:.1f}", best=f"{best.best_val_acc:.1f}")

@@ -48,4 +48,4 @@ class Method:
 METHODS: Registry[type[Method]] = Registry("method")
 
 # Registration side effects, in table row order.
-from methods import erm  # noqa: E402,F401
+from methods import erm, igr, ign, dmada, irm, dre, sgdrop, egat, at, egat_variants  # noqa: E402,F401,I001

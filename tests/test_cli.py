@@ -65,6 +65,9 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
         (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper"),
         (("--launcher", "k8s"), "unknown launcher 'k8s'; valid choices: local"),
         (("--seeds", "x"), "malformed seeds 'x'"),
+        (("--hparams", "erm.x=1"), "unknown hyperparameter 'x' for method erm; valid choices: none"),
+        (("--hparams", "lambda=1"), "malformed hyperparameter 'lambda=1': expected METHOD.KEY=VALUE"),
+        (("--model", "vgg"), "unknown model 'vgg'; valid choices: cnn"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, expected):

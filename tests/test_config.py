@@ -1,0 +1,46 @@
+"""Hyperparameters: profile overrides, typed CLI overrides, and their effect on job identity."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.config import METHOD_HPARAMS, PROFILES, method_hparams, parse_hparam_overrides
+from benchmark.jobs import make_train_job
+from benchmark.registry import UserError
+from methods import METHODS
+
+
+def test_every_registered_method_has_hyperparameters_in_config():
+    assert set(METHODS.names()) <= set(METHOD_HPARAMS)
+
+
+def test_cli_overrides_are_typed_like_their_defaults():
+    quick = PROFILES.get("quick")
+    egat = method_hparams("egat", quick, {"lambda_adv": "1", "pgd_steps": "5", "guide": "golden"})
+    assert egat["lambda_adv"] == 1.0 and isinstance(egat["lambda_adv"], float)
+    assert egat["pgd_steps"] == 5 and egat["guide"] == "golden"
+    with pytest.raises(UserError, match="egat.pgd_steps='2.5' must be a int"):
+        method_hparams("egat", quick, {"pgd_steps": "2.5"})
+    with pytest.raises(UserError, match="must be a int"):
+        method_hparams("egat", quick, {"pgd_steps": "true"})
+
+
+def test_profile_overrides_apply_before_cli_overrides():
+    quick, paper = PROFILES.get("quick"), PROFILES.get("paper")
+    assert method_hparams("egat", paper)["pgd_steps"] == 10
+    assert method_hparams("egat", quick)["pgd_steps"] == quick.method_overrides["egat"]["pgd_steps"]
+    assert method_hparams("egat", quick, {"pgd_steps": "10"})["pgd_steps"] == 10
+
+
+def test_overrides_change_the_job_key():
+    quick = PROFILES.get("quick")
+    base = make_train_job(quick, "shapes", "studio", "egat", 0)
+    changed = make_train_job(quick, "shapes", "studio", "egat", 0, {"lambda_adv": "0.3"})
+    assert base.key != changed.key and base.key == make_train_job(quick, "shapes", "studio", "egat", 0).key
+
+
+def test_parse_hparam_overrides():
+    assert parse_hparam_overrides("egat.lambda_adv=0.3, at.pgd_steps=5") == {
+        "egat": {"lambda_adv": "0.3"}, "at": {"pgd_steps": "5"}}
+    with pytest.raises(UserError, match="expected METHOD.KEY=VALUE"):
+        parse_hparam_overrides("egat=1")
