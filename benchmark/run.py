@@ -71,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma list of seeds")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
     p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
+    p.add_argument("--image-size", type=int, default=None, help="override the profile's input size (folder data)")
     p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
@@ -100,6 +101,10 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     if args.model is not None:
         MODELS.get(args.model)
         profile = replace(profile, model=args.model)
+    if args.image_size is not None:
+        if args.image_size < 8:
+            raise UserError(f"--image-size must be >= 8, got {args.image_size}")
+        profile = replace(profile, image_size=args.image_size)
     datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")

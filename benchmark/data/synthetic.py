@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchmark.data import DATASETS, ArrayDataset, Benchmark, DatasetSpec, cache_dir, make_domain
+from benchmark.registry import UserError
 
 SIZE = 32
 IMAGES_PER_DOMAIN = 2000
@@ -240,7 +241,7 @@ def _loader(name: str, classes: tuple[str, ...], domains: tuple[str, ...],
     def load(*, data_root: str | Path | None = None, image_size: int | None = None) -> Benchmark:
         del data_root  # built-in: generated, never read from disk folders
         if image_size not in (None, SIZE):
-            raise ValueError(f"{name} is generated at {SIZE}x{SIZE}; got image_size={image_size}")
+            raise UserError(f"{name} is generated at {SIZE}x{SIZE}; --image-size {image_size} does not apply")
         built = []
         for d, domain_name in enumerate(domains):
             arrays = _cached(name, generate, d)
