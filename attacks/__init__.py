@@ -4,6 +4,7 @@ Every attack has the signature `attack(model, x, y, eps, *, generator=None, **pa
 x in [0, 1] (normalization lives inside the model), x_adv in [0, 1] and ||x_adv - x||_inf <= eps.
 FGSM, MI-FGSM and PGD follow torchattacks 3.5.1 operation by operation (CE with mean reduction,
 gradient by `torch.autograd.grad`, step -> projection -> clamp), so their outputs are identical.
+SCA (attacks/sca) attacks through a DDPM of the images' dataset, which the caller passes as `diffusion=`.
 """
 
 from __future__ import annotations
@@ -75,4 +76,4 @@ def project_(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
 
 
 # The attack modules register themselves on import; they need the helpers above.
-from attacks import fgsm, mifgsm, pgd  # noqa: E402, F401
+from attacks import fgsm, mifgsm, pgd, sca  # noqa: E402, F401

@@ -20,8 +20,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from attacks import ATTACKS
+from attacks.sca.ddpm import Diffusion
 from benchmark.config import Profile
 from benchmark.data import Benchmark, iterate
+from benchmark.diffusion import load_or_train_ddpm
 from benchmark.explain import EXPLAINERS
 from benchmark.faithfulness import comprehensiveness_sufficiency
 from benchmark.models import Classifier
@@ -37,11 +39,13 @@ def eps_label(eps: float) -> str:
 
 
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
-                         steps: int, seed: int) -> float:
-    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode)."""
+                         steps: int, seed: int, diffusion: Diffusion | None = None) -> float:
+    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode); `diffusion` is
+    the dataset's DDPM, which SCA needs."""
     attack_fn = ATTACKS.get(attack)
     generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
-    params = {"steps": steps} if "steps" in inspect.signature(attack_fn).parameters else {}
+    accepted = inspect.signature(attack_fn).parameters
+    params = {name: value for name, value in (("steps", steps), ("diffusion", diffusion)) if name in accepted}
     correct = total = 0
     for batch in batches:
         x_adv = attack_fn(model, batch["x"], batch["y"], eps, generator=generator, **params)
@@ -87,8 +91,11 @@ def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, 
 
 def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
              eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
-             progress: bool = True) -> dict:
-    """All metrics of one trained model as the eval record's `metrics` dict."""
+             progress: bool = True, diffusion: Diffusion | None = None) -> dict:
+    """All metrics of one trained model as the eval record's `metrics` dict (SCA's DDPM is loaded, or trained
+    once and cached, when `diffusion` is not given)."""
+    if diffusion is None and "sca" in attacks and any(e > 0 for e in eps):
+        diffusion = load_or_train_ddpm(bench, device=device, progress=progress)
     model.eval()
     domain = bench.domain(train_domain)
     batch_size = profile.eval_batch_size
@@ -102,7 +109,7 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
     metrics["aAcc"] = {attack: {} for attack in attacks}
     for attack, e in tqdm(grid, desc="attacks", disable=not progress or not grid, leave=False):
         metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
-            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed)
+            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed, diffusion=diffusion)
     metrics["Comp"], metrics["Suff"] = explanation_faithfulness(model, test_batches, profile.faithfulness_images)
     metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
                                           seed=seed)

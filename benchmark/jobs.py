@@ -17,6 +17,7 @@ import torch
 
 from benchmark.config import Profile, method_hparams
 from benchmark.data import Benchmark, load_benchmark
+from benchmark.diffusion import DDPM_VERSION
 from benchmark.models import Classifier, build_model
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
@@ -59,9 +60,12 @@ class EvalJob:
 
     def config(self) -> dict[str, Any]:
         profile = self.train.profile
-        return {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
-                "eps": list(self.eps), "attack_steps": profile.attack_steps,
-                "faithfulness_images": profile.faithfulness_images}
+        config = {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
+                  "eps": list(self.eps), "attack_steps": profile.attack_steps,
+                  "faithfulness_images": profile.faithfulness_images}
+        if "sca" in self.attacks:  # SCA's numbers depend on the DDPM it attacks through
+            config["sca_ddpm_version"] = DDPM_VERSION
+        return config
 
     @property
     def key(self) -> str:

@@ -17,9 +17,10 @@ import torch
 from attacks import ATTACKS
 from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
+from benchmark.diffusion import load_or_train_ddpm
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import Selection, build_jobs, estimate_seconds, make_plan
-from benchmark.jobs import load_dataset_for
+from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
 from benchmark.registry import UserError, parse_names
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
               + (f" (not counting {', '.join(untimed)}: no finished job of theirs to time yet)" if untimed else ""))
         if args.dry_run:
             return 0
+        if plan.pending and "sca" in selection.attacks and any(e > 0 for e in selection.eps):
+            for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):  # train once, workers load
+                load_or_train_ddpm(load_dataset_for(dataset, args.data_root, selection.profile),
+                                   device=resolve_device(args.device))
         if plan.pending:
             launcher(plan.pending, LaunchOptions(
                 args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,

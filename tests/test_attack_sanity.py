@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from attacks import ATTACKS
+from attacks.sca.ddpm import DDPMConfig, train_ddpm
 from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
 from benchmark.evaluate import adversarial_accuracy, evaluate
@@ -56,11 +57,18 @@ def test_large_eps_drives_undefended_model_near_zero(trained):
     assert adversarial_accuracy(model, batches, "pgd", 0.5, steps=10, seed=0) <= 5.0
 
 
-def test_evaluate_fills_every_metric(trained):
+@pytest.fixture(scope="module")
+def ddpm(trained):
+    """A small, briefly trained DDPM for SCA (the real one is trained once per dataset and cached)."""
+    config = DDPMConfig(channels=(16, 32), steps=150, batch_size=32, lr=3e-3)
+    return train_ddpm(config, trained[0].domains[0].train, progress=False).diffusion
+
+
+def test_evaluate_fills_every_metric(trained, ddpm):
     bench, model, _ = trained
     profile = PROFILES.get("quick")
     metrics = evaluate(model, bench, "studio", attacks=tuple(ATTACKS.names()), eps=(0.0, 0.02), profile=profile,
-                       seed=0, device=torch.device("cpu"), progress=False)
+                       seed=0, device=torch.device("cpu"), progress=False, diffusion=ddpm)
     assert set(metrics["aAcc"]) == set(ATTACKS.names())
     for by_eps in metrics["aAcc"].values():
         assert set(by_eps) == {"0", "0.02"} and by_eps["0"] == metrics["cAcc"] and by_eps["0.02"] < by_eps["0"]
