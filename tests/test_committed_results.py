@@ -1,0 +1,22 @@
+"""The committed quick-profile tables are exactly what the committed records render to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.tables import Results, render_tables
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "quick"
+
+
+def test_committed_tables_rerender_identically(tmp_path):
+    tables = sorted((COMMITTED / "tables").glob("table*.*"))
+    if not tables:
+        pytest.skip("no committed quick-profile tables")
+    names = sorted({p.stem for p in tables})
+    written = render_tables(Results.load(COMMITTED.parent, "quick"), tmp_path, names=names)
+    assert sorted(p.name for p in written) == [p.name for p in tables]
+    for committed in tables:
+        assert (tmp_path / committed.name).read_text() == committed.read_text(), committed.name
