@@ -14,14 +14,12 @@ Usage: python benchmarks/egat_overhead.py [--model cnn] [--batch 32] [--pgd-step
 
 from __future__ import annotations
 
-import argparse
 import copy
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 from torch import Tensor
 
 from benchmark.config import PROFILES, method_hparams
@@ -34,34 +32,19 @@ def _step(model: Classifier, loss_fn: Callable[[], Tensor], device: torch.device
     """A timed training step: zero_grad, loss, backward, Adam step; returns seconds."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def run() -> float:
-        start = time.perf_counter()
+    def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss_fn().backward()
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
 
-    return run
+    return lambda: timed(train_step, device)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="cnn")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=None, help="image side (default: 32 for cnn, else 224)")
-    parser.add_argument("--classes", type=int, default=5)
+    parser = speed_parser(__doc__.splitlines()[0], classes=5, reps=30)
     parser.add_argument("--pgd-steps", type=int, default=10)
-    parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    size = args.size or (32 if args.model == "cnn" else 224)
-    torch.manual_seed(0)
+    device, size = prepare(args)
     base = build_model(args.model, args.classes, dropout=0.1).to(device).train()
     batch = {"x": torch.rand(args.batch, 3, size, size, device=device),
              "y": torch.randint(0, args.classes, (args.batch,), device=device)}
@@ -95,17 +78,10 @@ def main() -> None:
         "floor, 3 batches of B": _step(split_model, split_floor, device),
         "floor, 1 batch of 3B": _step(joint_model, joint_floor, device),
     }
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for rep in range(args.reps + 2):  # the first two rounds are a warm-up
-        for name, run in steps.items():
-            elapsed = run()
-            if rep >= 2:
-                times[name].append(elapsed)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = interleaved_medians(steps, args.reps, warmup=2)
     print(f"model={args.model} batch={args.batch} size={size} PGD-{args.pgd_steps} device={device} "
           f"threads={args.threads} reps={args.reps} (medians)")
-    for name, median in medians.items():
-        print(f"  {name:24s} {median * 1e3:9.2f} ms")
+    print_medians(medians)
     egat_time = medians["EGAT"]
     floor = min(medians["floor, 3 batches of B"], medians["floor, 1 batch of 3B"])
     print(f"  EGAT / AT                {egat_time / medians['AT']:9.3f}")
