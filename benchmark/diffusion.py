@@ -109,6 +109,7 @@ def render_examples(dataset: str, out: Path, *, eps: float = 0.04, images: int =
     from attacks.sca.attack import sca_regenerated
     from attacks.sca.inversion import invert, regenerate
     from benchmark.config import PROFILES
+    from benchmark.figures import save_png
     from benchmark.models import build_model
     from benchmark.train import seed_everything, train
     from methods import METHODS
@@ -155,10 +156,7 @@ def render_examples(dataset: str, out: Path, *, eps: float = 0.04, images: int =
     fig.suptitle(f"SCA on {dataset} ({domain.name} test images), quick ERM cnn; predicted class (probability)",
                  fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

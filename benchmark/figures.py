@@ -118,7 +118,7 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_
     fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
     # tight_layout leaves room for the suptitle itself; the legend's rows take fixed inches at the bottom
     fig.tight_layout(rect=(0, (0.4 + 0.25 * (len(handles) > 7)) / fig.get_figheight(), 1, 1))
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def pareto_optimal(times: Sequence[float], accs: Sequence[float]) -> list[bool]:
@@ -174,7 +174,7 @@ def figure3(results: Results, out: str | Path, *, methods: Sequence[str] = FIG3_
     fig.suptitle(f"Fig. 3: adversarial accuracy vs training time per epoch (red: Pareto-optimal)\n"
                  f"{_subtitle(results)}", fontsize=11)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def heatmap_runs(results: Results, methods: Sequence[str] = FIG4_METHODS) -> dict[str, dict[str, Any]]:
@@ -279,10 +279,11 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] = FIG4_
     if mappable is not None:
         bar = fig.add_axes((0.93, 0.25, 0.015, 0.5))
         fig.colorbar(mappable, cax=bar).set_label("Grad-CAM (normalized)", fontsize=8)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
-def _save(fig: plt.Figure, out: str | Path) -> Path:
+def save_png(fig: plt.Figure, out: str | Path) -> Path:
+    """Write `fig` as a PNG at `out` (folders created) and close it; every figure of the package goes here."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from benchmark.data import load_benchmark  # noqa: E402
+from benchmark.figures import save_png  # noqa: E402
 from benchmark.registry import UserError  # noqa: E402
 
 
@@ -42,10 +43,7 @@ def render_samples(dataset: str, out: Path, *, per_domain: int = 8, data_root: s
     fig.suptitle(f"{dataset}: test samples per domain" + (" (rows: image, object mask)" if bench.has_masks else ""),
                  fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:
