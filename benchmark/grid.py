@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
+from statistics import median_high
 
 from benchmark.config import Profile
 from benchmark.data import resolve_domains
@@ -57,33 +60,45 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
         store = Store(results_dir, job.train.profile.name)
         if store.has("eval", job.key):
             done.append(job)
-        elif store.has("train", job.train.key) and store.checkpoint_path(job.train.key).is_file():
+        elif store.trained(job.train.key):
             to_evaluate.append(job)
         else:
             to_train.append(job)
     return Plan(done, to_train, to_evaluate)
 
 
-def _attack_cost(attacks: list, eps: list) -> int:
+def _attack_cost(attacks: Sequence[str], eps: Sequence[float]) -> int:
     """Relative evaluation cost: one unit for the clean metrics plus one per (attack, eps > 0) pair."""
     return 1 + len(attacks) * sum(1 for e in eps if e > 0)
+
+
+def _method_timings(store: Store) -> dict[str, tuple[float, float]]:
+    """Per method with finished jobs: median evaluation seconds per cost unit and training seconds per step."""
+    evals: dict[str, list[float]] = defaultdict(list)
+    trains: dict[str, list[float]] = defaultdict(list)
+    for r in store.records("eval"):
+        evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"]))
+    for r in store.records("train"):
+        trains[r["method"]].append(r["total_time_s"] / r["config"]["steps"])
+    return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
 
 
 def estimate_seconds(plan: Plan, results_dir: str) -> tuple[float, list[str]]:
     """Seconds the pending jobs should take, from finished jobs of the same (profile, method) in the store,
     scaled by training steps and by the number of attacks x eps; also the methods with no timing yet."""
-    total, unknown = 0.0, []
-    for job in plan.pending:
-        store = Store(results_dir, job.train.profile.name)
-        same = [r for r in store.records("eval") if r["method"] == job.train.method]
-        if not same:
-            unknown.append(job.train.method)
+    timings: dict[str, dict[str, tuple[float, float]]] = {}
+    total, unknown = 0.0, set()
+    pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
+    for job, needs_training in pending:
+        profile = job.train.profile
+        if profile.name not in timings:  # read each profile's records once
+            timings[profile.name] = _method_timings(Store(results_dir, profile.name))
+        timing = timings[profile.name].get(job.train.method)
+        if timing is None:
+            unknown.add(job.train.method)
             continue
-        cost = _attack_cost(list(job.attacks), list(job.eps))
-        evals = sorted(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"]) for r in same)
-        total += evals[len(evals) // 2] * cost
-        if job in plan.to_train:
-            trains = sorted(r["total_time_s"] / r["config"]["steps"] for r in store.records("train")
-                            if r["method"] == job.train.method)
-            total += trains[len(trains) // 2] * job.train.profile.steps
-    return total, sorted(set(unknown))
+        eval_per_unit, train_per_step = timing
+        total += eval_per_unit * _attack_cost(job.attacks, job.eps)
+        if needs_training:
+            total += train_per_step * profile.steps
+    return total, sorted(unknown)

@@ -18,6 +18,7 @@ import torch
 from benchmark.config import Profile, method_hparams
 from benchmark.data import Benchmark, load_benchmark
 from benchmark.diffusion import DDPM_VERSION
+from benchmark.evaluate import evaluate
 from benchmark.models import Classifier, build_model
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
@@ -109,16 +110,17 @@ def resolve_device(device: str) -> torch.device:
 def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
               progress: bool = True) -> dict[str, Any]:
     """Train (unless its record exists), save the best checkpoint, then the train record."""
-    if store.has("train", job.key) and store.checkpoint_path(job.key).is_file():
+    if store.trained(job.key):
         return store.read("train", job.key)
     profile = job.profile
+    dev = resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
     seed_everything(job.seed)
     model = new_model(job, bench.num_classes)
     method = METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
     result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
-                   lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=resolve_device(device),
+                   lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=dev,
                    progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
     store.save_checkpoint(job.key, result.best_state)
     record = {
@@ -128,7 +130,7 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
         "best_step": result.best_step, "best_val_acc": result.best_val_acc, "curve": result.curve,
         "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
         "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
-        "device": str(resolve_device(device)),
+        "device": str(dev),
     }
     store.write(record)
     return record
@@ -137,8 +139,6 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
 def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str = "auto",
              progress: bool = True) -> dict[str, Any]:
     """Evaluate a trained model (training it first if needed) and write the eval record."""
-    from benchmark.evaluate import evaluate
-
     if store.has("eval", job.key):
         return store.read("eval", job.key)
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress)

@@ -75,6 +75,10 @@ class Store:
         """Whether a complete record of this job exists."""
         return self.record_path(kind, key).is_file()
 
+    def trained(self, key: str) -> bool:
+        """Whether a training job finished: its record and its checkpoint both exist."""
+        return self.has("train", key) and self.checkpoint_path(key).is_file()
+
     def write(self, record: dict[str, Any]) -> Path:
         """Atomically write a record (needs `kind` and `key`)."""
         path = self.record_path(record["kind"], record["key"])
