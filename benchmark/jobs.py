@@ -30,16 +30,16 @@ TRAIN_VERSION = 2
 EVAL_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrainJob:
-    """One training run."""
+    """One training run. Its identity is `key` (field equality would ignore profile and hyperparameters)."""
 
-    profile: Profile = field(compare=False)
+    profile: Profile
     dataset: str
     domain: str
     method: str
     seed: int
-    hparams: dict[str, Any] = field(default_factory=dict, compare=False)
+    hparams: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
         """The semantic configuration that determines the trained weights."""
@@ -51,9 +51,9 @@ class TrainJob:
         return content_key(self.config())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalJob:
-    """Evaluation of one trained model: clean, out-of-domain, attacks x eps, Comp / Suff."""
+    """Evaluation of one trained model: clean, out-of-domain, attacks x eps, Comp / Suff. Identity: `key`."""
 
     train: TrainJob
     attacks: tuple[str, ...]
