@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from benchmark.config import Profile, method_hparams
-from benchmark.data import Benchmark, load_benchmark
+from benchmark.data import DATASETS, Benchmark, load_benchmark
 from benchmark.diffusion import DDPM_VERSION
 from benchmark.evaluate import evaluate
 from benchmark.models import Classifier, build_model
@@ -43,7 +43,8 @@ class TrainJob:
 
     def config(self) -> dict[str, Any]:
         """The semantic configuration that determines the trained weights."""
-        return {"version": TRAIN_VERSION, "dataset": self.dataset, "domain": self.domain, "method": self.method,
+        return {"version": TRAIN_VERSION, "dataset": self.dataset, "data_version": DATASETS.get(self.dataset).version,
+                "domain": self.domain, "method": self.method,
                 "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
 
     @property

@@ -69,6 +69,9 @@ class DatasetSpec:
     domain_names: tuple[str, ...]
     builtin: bool
     summary: str
+    #: bump when a change to the loader or generator changes the images, labels or splits it yields;
+    #: train job keys include it, so results of older data are never reused
+    version: int
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")

@@ -45,6 +45,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 DEFAULT_IMAGE_SIZE = 224
+#: bump when a change here changes the images, labels or splits a folder dataset yields
+FOLDER_LOADER_VERSION = 1
 
 
 class DatasetCountWarning(UserWarning):
@@ -233,6 +235,7 @@ DATASETS.add(
         domain_names=tuple(name for name, _, _ in VLCS.domains),
         builtin=False,
         summary="VLCS (5 classes, 4 domains, 10,729 photos); needs --data-root with DomainBed's VLCS/ folder",
+        version=FOLDER_LOADER_VERSION,
     ),
 )
 DATASETS.add(
@@ -243,5 +246,6 @@ DATASETS.add(
         builtin=False,
         summary="TerraIncognita (10 classes, 4 camera-trap locations, 24,788 photos); "
         "needs --data-root with DomainBed's terra_incognita/ folder",
+        version=FOLDER_LOADER_VERSION,
     ),
 )
