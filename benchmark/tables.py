@@ -91,13 +91,20 @@ def _model(record: dict[str, Any]) -> str:
     return record.get("config", {}).get("train", {}).get("model", "")
 
 
+def _recency(record: dict[str, Any]) -> tuple[int, int, int, str]:
+    """Sort key of competing trainings of one unit: code version, data version, steps, train_key."""
+    train = record["config"]["train"]
+    return train.get("version", 0), train.get("data_version", 0), train.get("steps", 0), record["train_key"]
+
+
 def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """One record per trained model, and notes on what was set aside.
 
     Eval records of one `train_key` (e.g. Table I's PGD-only evaluation and Fig. 2's full grid) are
     merged, attack results united (the first record by key wins a conflict). Of several trainings of
-    one (dataset, domain, method, model, seed) the one with the most steps is kept (ties: highest
-    train_key, for determinism): a `--steps` smoke run never mixes with the full run.
+    one (dataset, domain, method, model, seed) the one of the newest training code and data version
+    is kept, then the one with the most steps (ties: highest train_key, for determinism): results of
+    an older generator or a `--steps` smoke run never mix with the current full run.
     """
     by_train: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r["key"]):
@@ -118,7 +125,7 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
         units.setdefault(unit, []).append(record)
     runs, notes = [], []
     for unit, group in units.items():
-        group.sort(key=lambda r: (r["config"]["train"].get("steps", 0), r["train_key"]))
+        group.sort(key=_recency)
         runs.append(group[-1])
         if len(group) > 1:
             dropped = ", ".join(f"{r['train_key']} ({r['config']['train'].get('steps')} steps)" for r in group[:-1])

@@ -39,15 +39,18 @@ def assert_golden(written: Path, name: str | None = None) -> None:
 def eval_record(dataset: str, domain: str, method: str, seed: int = 0, *, cacc: float = 80.0,
                 ood: dict[str, float] | None = None, aacc: dict[str, dict[str, float]] | None = None,
                 comp: float = 20.0, suff: float = 30.0, time: float = 1.0, model: str = "cnn", steps: int = 400,
-                key: str | None = None, heatmaps: dict | None = None) -> dict[str, Any]:
+                key: str | None = None, heatmaps: dict | None = None, data_version: int | None = None
+                ) -> dict[str, Any]:
     """A minimal eval record of the store's contract with the given metrics."""
-    train_key = f"t-{dataset}-{domain}-{method}-{seed}-{model}-{steps}"
+    train_key = f"t-{dataset}-{domain}-{method}-{seed}-{model}-{steps}-{data_version}"
     metrics: dict[str, Any] = {"cAcc": cacc, "ood_cAcc": ood or {}, "aAcc": aacc or {}, "Comp": comp, "Suff": suff,
                                "time_per_epoch_s": time}
     if heatmaps is not None:
         metrics["heatmaps"] = heatmaps
     return {"kind": "eval", "key": key or f"e-{train_key}", "train_key": train_key, "profile": "quick",
             "dataset": dataset, "train_domain": domain, "method": method, "seed": seed,
-            "config": {"train": {"model": model, "steps": steps, "batch_size": 32, "lr": 0.002}, "attacks": ["pgd"],
+            "config": {"train": {"model": model, "steps": steps, "batch_size": 32, "lr": 0.002,
+                                 **({} if data_version is None else {"data_version": data_version})},
+                       "attacks": ["pgd"],
                        "eps": [0.02], "attack_steps": 10},
             "versions": {"code": "abc1234", "torch": "2.5.1"}, "data": f"{dataset} data", "metrics": metrics}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmark.config import METHOD_HPARAMS, PROFILES, method_hparams, parse_hparam_overrides
+from benchmark.data import DATASETS
 from benchmark.jobs import make_train_job
 from benchmark.registry import UserError
 from methods import METHODS
@@ -37,6 +40,23 @@ def test_overrides_change_the_job_key():
     base = make_train_job(quick, "shapes", "studio", "egat", 0)
     changed = make_train_job(quick, "shapes", "studio", "egat", 0, {"lambda_adv": "0.3"})
     assert base.key != changed.key and base.key == make_train_job(quick, "shapes", "studio", "egat", 0).key
+
+
+def test_a_new_data_version_changes_the_job_key(monkeypatch):
+    """Results of an older generator or loader are never reused for the current data."""
+    quick = PROFILES.get("quick")
+    before = make_train_job(quick, "digits", "day", "erm", 0).key
+    spec = DATASETS.get("digits")
+    monkeypatch.setitem(DATASETS._items, "digits", dataclasses.replace(spec, version=spec.version + 1))
+    assert make_train_job(quick, "digits", "day", "erm", 0).key != before
+
+
+def test_quick_training_pgd_keeps_the_papers_total_step_length():
+    quick, paper = method_hparams("egat", PROFILES.get("quick")), method_hparams("egat", PROFILES.get("paper"))
+    for method in ("at", "egat-sg", "egat-golden"):
+        assert method_hparams(method, PROFILES.get("quick"))["pgd_alpha_ratio"] == quick["pgd_alpha_ratio"]
+    total = quick["pgd_steps"] * quick["pgd_alpha_ratio"]
+    assert total == pytest.approx(paper["pgd_steps"] * paper["pgd_alpha_ratio"]) == pytest.approx(2.5)
 
 
 def test_parse_hparam_overrides():

@@ -69,6 +69,15 @@ def test_smoke_run_is_set_aside_and_repeated_evaluations_merge(fixture):
     assert len(egat) == 1 and set(egat[0]["metrics"]["aAcc"]) == {"pgd", "mifgsm"}
 
 
+def test_records_of_an_older_data_version_are_set_aside():
+    """After a generator change the old results stay on disk; the tables use only the newest data."""
+    old = eval_record("digits", "day", "erm", cacc=82.0, steps=1000, data_version=1)
+    new = eval_record("digits", "day", "erm", cacc=91.0, data_version=2)
+    results = Results.from_records([new, old], PROFILE)
+    assert [r["metrics"]["cAcc"] for r in results.runs] == [91.0]
+    assert len(results.notes) == 1 and old["train_key"] in results.notes[0]
+
+
 def test_standard_error_and_ranks_by_hand():
     assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(math.sqrt(5 / 3) / 2)
     assert standard_error([60.0, 62.0]) == pytest.approx(1.0)
