@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from statistics import median_high
 
+import torch
+import torch.nn.functional as F
+
 from benchmark.config import Profile
-from benchmark.data import resolve_domains
-from benchmark.jobs import EvalJob, make_train_job
+from benchmark.data import iterate, resolve_domains
+from benchmark.jobs import EvalJob, TrainJob, benchmark_for, make_train_job, new_model, resolve_device
 from benchmark.store import Store
+from benchmark.train import seed_everything, to_device, training_step
+from methods import METHODS
+
+#: training steps a probe runs for a method without finished jobs (the first is warm-up)
+PROBE_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -83,22 +93,56 @@ def _method_timings(store: Store) -> dict[str, tuple[float, float]]:
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
 
 
-def estimate_seconds(plan: Plan, results_dir: str) -> tuple[float, list[str]]:
-    """Seconds the pending jobs should take, from finished jobs of the same (profile, method) in the store,
-    scaled by training steps and by the number of attacks x eps; also the methods with no timing yet."""
+def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") -> tuple[float, float]:
+    """Measure a method here when no finished job can tell: (evaluation seconds per cost unit, training
+    seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and one
+    input-gradient pass over a test batch, scaled to PGD over the whole test split."""
+    profile, dev = job.profile, resolve_device(device)
+    bench = benchmark_for(job, data_root)
+    domain = bench.domain(job.domain)
+    seed_everything(job.seed)
+    model = new_model(job, bench.num_classes).to(dev)
+    method = METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
+    method.extra.to(dev)
+    optimizer = torch.optim.Adam(method.parameters(), lr=profile.lr)
+    batch = to_device(next(iterate(domain.train, profile.batch_size)), dev)
+    times = []
+    for step in range(1, PROBE_STEPS + 1):
+        start = time.perf_counter()
+        training_step(method, optimizer, batch, step, seed=job.seed)
+        times.append(time.perf_counter() - start)
+    test = to_device(next(iterate(domain.test, profile.eval_batch_size)), dev)
+    model.eval()
+    start = time.perf_counter()
+    x = test["x"].clone().requires_grad_(True)
+    torch.autograd.grad(F.cross_entropy(model(x), test["y"]), x)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    batches = math.ceil(len(domain.test) / len(x))
+    eval_per_unit = (time.perf_counter() - start) * batches * (profile.attack_steps + 1)
+    return eval_per_unit, median_high(times[1:])
+
+
+def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
+                     probe: bool = True) -> tuple[float, list[str]]:
+    """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method)
+    in the store, scaled by training steps and by the number of attacks x eps. Methods with no finished
+    job are timed by `probe_timing` on their first pending job (or, with probe=False, left out); returns
+    the total and the probed (or left-out) methods."""
     timings: dict[str, dict[str, tuple[float, float]]] = {}
-    total, unknown = 0.0, set()
+    total, untimed = 0.0, set()
     pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
     for job, needs_training in pending:
-        profile = job.train.profile
+        profile, method = job.train.profile, job.train.method
         if profile.name not in timings:  # read each profile's records once
             timings[profile.name] = _method_timings(Store(results_dir, profile.name))
-        timing = timings[profile.name].get(job.train.method)
-        if timing is None:
-            unknown.add(job.train.method)
-            continue
-        eval_per_unit, train_per_step = timing
+        if method not in timings[profile.name]:
+            untimed.add(method)
+            if not probe:
+                continue
+            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
+        eval_per_unit, train_per_step = timings[profile.name][method]
         total += eval_per_unit * _attack_cost(job.attacks, job.eps)
         if needs_training:
             total += train_per_step * profile.steps
-    return total, sorted(unknown)
+    return total, sorted(untimed)

@@ -19,7 +19,7 @@ from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.diffusion import load_or_train_ddpm
 from benchmark.explain import EXPLAINERS
-from benchmark.grid import Selection, build_jobs, estimate_seconds, make_plan
+from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
@@ -149,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in selection.datasets:  # bad data folders fail here, before anything runs
             load_dataset_for(dataset, args.data_root, selection.profile)
         plan = make_plan(jobs, args.results_dir)
-        seconds, untimed = estimate_seconds(plan, args.results_dir)
+        seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
               f"estimated {seconds / 60:.1f} min on one worker"
-              + (f" (not counting {', '.join(untimed)}: no finished job of theirs to time yet)" if untimed else ""))
+              + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
+                 if probed else ""))
         if args.dry_run:
             return 0
         if plan.pending and "sca" in selection.attacks and any(e > 0 for e in selection.eps):

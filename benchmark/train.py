@@ -72,6 +72,23 @@ class TrainResult:
         return self.step_time_s * self.steps_per_epoch
 
 
+def training_step(method: Method, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], step: int, *,
+                  seed: int) -> tuple[Tensor, dict[str, float]]:
+    """One optimizer step of `method` on `batch` (finished on the device when it is a GPU); a NaN loss is a
+    UserError naming the method, step and seed."""
+    method.train()
+    loss, logs = method.loss(batch, step)
+    if not math.isfinite(loss.item()):
+        raise UserError(f"{type(method).__name__} loss is {loss.item()} at step {step} (seed {seed}); "
+                        "lower the learning rate or check the method's hyperparameters")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if loss.device.type == "cuda":
+        torch.cuda.synchronize(loss.device)
+    return loss, logs
+
+
 def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, batch_size: int, lr: float,
           eval_every: int, seed: int, device: torch.device | str = "cpu", progress: bool = True,
           desc: str = "train") -> TrainResult:
@@ -92,16 +109,7 @@ def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, b
             optimizer = torch.optim.Adam(method.parameters(), lr=lr)
         batch = to_device(next(batches), device)
         t0 = time.perf_counter()
-        method.train()
-        loss, logs = method.loss(batch, step)
-        if not math.isfinite(loss.item()):
-            raise UserError(f"{type(method).__name__} loss is {loss.item()} at step {step} (seed {seed}); "
-                            "lower the learning rate or check the method's hyperparameters")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        loss, logs = training_step(method, optimizer, batch, step, seed=seed)
         step_times.append(time.perf_counter() - t0)
         for k, v in logs.items():
             logs_sum[k] = logs_sum.get(k, 0.0) + v

@@ -107,5 +107,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
                   "--results-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate")
-    assert "not counting erm: no finished job" in out.stdout
+    assert "(erm timed by a 3-step probe: no finished job of theirs yet)" in out.stdout
+    minutes = float(out.stdout.split("estimated ")[1].split(" min")[0])
+    assert minutes > 0  # 16 trainings of 400 steps cannot be free
     assert not any(tmp_path.iterdir())
