@@ -61,7 +61,11 @@ def _domain_mean(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def accuracy_curves(results: Results, methods: Sequence[str] = FIG2_METHODS) -> pd.DataFrame:
-    """Fig. 2's data: dataset, attack, method, eps (float), value (%), domains (count)."""
+    """Fig. 2's data: dataset, attack, method, eps (float), value (%), domains (count).
+
+    Every point of a curve comes from the same runs: a run evaluated at fewer eps than another run of
+    its (dataset, attack, method) is left out (e.g. Table I's eps-0.02-only runs on the domains the
+    eps grid was not run on), so a curve never jumps where more domains enter its mean."""
     obs = results.table_obs
     obs = obs[obs["method"].isin(methods)]
     acc = obs[obs["metric"] == "aAcc"].assign(eps=lambda f: f["eps"].astype(float))
@@ -69,7 +73,10 @@ def accuracy_curves(results: Results, methods: Sequence[str] = FIG2_METHODS) -> 
     clean = obs[(obs["metric"] == "cAcc") & (obs["test_domain"] == obs["train_domain"])][[*run, "value"]]
     zero = acc[[*run, "attack"]].drop_duplicates().merge(clean, on=run).assign(eps=0.0)
     both = pd.concat([acc, zero], ignore_index=True).drop_duplicates([*run, "attack", "eps"], keep="first")
-    return _domain_mean(both, ["dataset", "attack", "method", "eps"])
+    curve = ["dataset", "attack", "method"]
+    eps_of_run = both.groupby([*run, "attack"])["eps"].transform("nunique")
+    eps_of_curve = both.groupby(curve)["eps"].transform("nunique")
+    return _domain_mean(both[eps_of_run == eps_of_curve], [*curve, "eps"])
 
 
 def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_METHODS) -> Path | None:

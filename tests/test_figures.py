@@ -61,6 +61,15 @@ def test_fig2_starts_at_clean_accuracy_when_eps_0_was_not_evaluated():
     assert curves[["eps", "value"]].values.tolist() == [[0.02, 50.5], [0.0, 90.5]]
 
 
+def test_fig2_curves_use_only_runs_with_the_whole_eps_grid():
+    """Table I's eps-0.02-only run on another domain must not enter the 0.02 point of the curve."""
+    grid = eval_record("shapes", "studio", "at", cacc=90.0, aacc={"pgd": {"0.01": 80.0, "0.02": 50.0, "0.04": 20.0}})
+    single = eval_record("shapes", "street", "at", cacc=95.0, aacc={"pgd": {"0.02": 90.0}})
+    curves = accuracy_curves(Results.from_records([grid, single], PROFILE), ["at"]).sort_values("eps")
+    assert curves[["eps", "value", "domains"]].values.tolist() == [
+        [0.0, 90.0, 1], [0.01, 80.0, 1], [0.02, 50.0, 1], [0.04, 20.0, 1]]
+
+
 def test_figures_without_data_are_skipped(tmp_path):
     results = Results.from_records([eval_record("shapes", "studio", "erm")], PROFILE)
     assert figure2(results, tmp_path / "fig2.png") is None
