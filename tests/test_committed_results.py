@@ -1,4 +1,4 @@
-"""The committed quick-profile tables are exactly what the committed records render to."""
+"""The committed quick-profile tables and claims are exactly what the committed records render to."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.render import render
 from benchmark.tables import Results, render_tables
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "quick"
@@ -20,3 +21,11 @@ def test_committed_tables_rerender_identically(tmp_path):
     assert sorted(p.name for p in written) == [p.name for p in tables]
     for committed in tables:
         assert (tmp_path / committed.name).read_text() == committed.read_text(), committed.name
+
+
+def test_committed_claims_rerender_identically(tmp_path):
+    committed = COMMITTED / "claims.md"
+    if not committed.is_file():
+        pytest.skip("no committed claims.md")
+    render(Results.load(COMMITTED.parent, "quick"), tmp_path, only=["claims"])
+    assert (tmp_path / "claims.md").read_text() == committed.read_text()
