@@ -98,10 +98,21 @@ def _method_timings(store: Store) -> dict[str, tuple[float, float]]:
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
 
 
-def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") -> tuple[float, float]:
+def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto",
+                 threads: int | None = None) -> tuple[float, float]:
     """Measure a method here when no finished job can tell: (evaluation seconds per cost unit, training
     seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and one
-    input-gradient pass over a test batch, scaled to PGD over the whole test split."""
+    input-gradient pass over a test batch, scaled to PGD over the whole test split. `threads`: the torch
+    threads a worker will have (default: this process's)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        return _probe(job, data_root, device)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, float]:
     profile, dev = job.profile, resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
@@ -129,11 +140,11 @@ def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") 
 
 
 def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
-                     probe: bool = True) -> tuple[float, list[str]]:
+                     probe: bool = True, threads: int | None = None) -> tuple[float, list[str]]:
     """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method)
     in the store, scaled by training steps and by the number of attacks x eps. Methods with no finished
-    job are timed by `probe_timing` on their first pending job (or, with probe=False, left out); returns
-    the total and the probed (or left-out) methods."""
+    job are timed by `probe_timing` (with the workers' `threads`) on their first pending job (or, with
+    probe=False, left out); returns the total and the probed (or left-out) methods."""
     timings: dict[str, dict[str, tuple[float, float]]] = {}
     total, untimed = 0.0, set()
     pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
@@ -145,7 +156,8 @@ def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = No
             untimed.add(method)
             if not probe:
                 continue
-            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
+            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device,
+                                                         threads=threads)
         eval_per_unit, train_per_step = timings[profile.name][method]
         total += eval_per_unit * _attack_cost(job.attacks, job.eps)
         if needs_training:

@@ -149,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in selection.datasets:  # bad data folders fail here, before anything runs
             load_dataset_for(dataset, args.data_root, selection.profile)
         plan = make_plan(jobs, args.results_dir)
-        seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
+        parallel = args.launcher == "processes" and args.workers > 1
+        seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device,
+                                           threads=1 if args.launcher == "processes" else None)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
               f"estimated {seconds / 60:.1f} min on one worker"
+              + (f", about {seconds / 60 / args.workers:.1f} min with {args.workers} workers" if parallel else "")
               + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
                  if probed else ""))
         if args.dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from attacks import ATTACKS
 from benchmark.config import PROFILES
@@ -39,5 +40,7 @@ def test_methods_without_finished_jobs_are_probed_or_listed(tmp_path):
     _timed_store(tmp_path)
     job = EvalJob(make_train_job(QUICK, "shapes", "studio", "sgdrop", 0), ("pgd",), (0.02,))
     assert estimate_seconds(Plan([], [job], []), str(tmp_path), probe=False) == (0.0, ["sgdrop"])
-    seconds, probed = estimate_seconds(Plan([], [job], []), str(tmp_path))
+    threads = torch.get_num_threads()
+    seconds, probed = estimate_seconds(Plan([], [job], []), str(tmp_path), threads=1)
     assert probed == ["sgdrop"] and seconds > 0
+    assert torch.get_num_threads() == threads  # the probe ran with the workers' threads, then restored ours
