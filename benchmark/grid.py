@@ -15,10 +15,9 @@ import torch.nn.functional as F
 
 from benchmark.config import Profile
 from benchmark.data import iterate, resolve_domains
-from benchmark.jobs import EvalJob, TrainJob, benchmark_for, make_train_job, new_model, resolve_device
+from benchmark.jobs import EvalJob, TrainJob, benchmark_for, make_train_job, new_method, resolve_device
 from benchmark.store import Store
-from benchmark.train import seed_everything, to_device, training_step
-from methods import METHODS
+from benchmark.train import to_device, training_step
 
 #: training steps a probe runs for a method without finished jobs (the first is warm-up)
 PROBE_STEPS = 3
@@ -116,9 +115,8 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
     profile, dev = job.profile, resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
-    seed_everything(job.seed)
-    model = new_model(job, bench.num_classes).to(dev)
-    method = METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
+    method = new_method(job, bench)
+    model = method.model.to(dev)
     method.extra.to(dev)
     optimizer = torch.optim.Adam(method.parameters(), lr=profile.lr)
     batch = to_device(next(iterate(domain.train, profile.batch_size)), dev)

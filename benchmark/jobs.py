@@ -22,7 +22,7 @@ from benchmark.evaluate import evaluate
 from benchmark.models import Classifier, build_model
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
-from methods import METHODS
+from methods import METHODS, Method
 
 #: bump when a change to training code changes what a train job produces
 TRAIN_VERSION = 2
@@ -101,6 +101,13 @@ def new_model(job: TrainJob, num_classes: int) -> Classifier:
     return build_model(profile.model, num_classes, pretrained=profile.pretrained, dropout=profile.dropout)
 
 
+def new_method(job: TrainJob, bench: Benchmark) -> Method:
+    """The job's method around a freshly initialized model, seeded by the job (reproducible weights)."""
+    seed_everything(job.seed)
+    model = new_model(job, bench.num_classes)
+    return METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
+
+
 def resolve_device(device: str) -> torch.device:
     """`auto` is cuda when available, else cpu."""
     if device == "auto":
@@ -117,9 +124,7 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
     dev = resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
-    seed_everything(job.seed)
-    model = new_model(job, bench.num_classes)
-    method = METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
+    method = new_method(job, bench)
     result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
                    lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=dev,
                    progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
