@@ -33,7 +33,7 @@ from torch.utils.data import ConcatDataset
 
 from attacks.sca.ddpm import DDPMConfig, Diffusion, train_ddpm
 from benchmark.data import Benchmark, cache_dir, load_benchmark
-from benchmark.registry import UserError
+from benchmark.registry import UserError, report
 from benchmark.store import atomic_write_bytes, content_key
 
 DDPM_VERSION = 1
@@ -190,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             print(render_examples(args.dataset, args.out, eps=args.eps, images=args.images, device=args.device,
                                   data_root=args.data_root))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     return 0
 
 

@@ -5,6 +5,7 @@ The registration order is kept: it is the order in `--list` and the row order of
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -13,6 +14,12 @@ T = TypeVar("T")
 
 class UserError(Exception):
     """Bad user input (names, values, data folders): the CLI prints it as one line and exits 2."""
+
+
+def report(err: UserError) -> int:
+    """Print a UserError as the CLIs' one-line `error: ...` on stderr; returns their exit code, 2."""
+    print(f"error: {err}", file=sys.stderr)
+    return 2
 
 
 class Registry(Generic[T]):

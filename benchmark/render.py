@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmark.claims import render_claims
 from benchmark.figures import FIGURES, render_figures
-from benchmark.registry import UserError, parse_names
+from benchmark.registry import UserError, parse_names, report
 from benchmark.tables import TABLES, Results, render_tables
 from methods import METHODS
 
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         written = render(results, Path(args.results_dir) / args.profile, only=only, methods=methods,
                          data_root=args.data_root, compare=args.compare)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     for name in (n for n in only if n in FIGURES):
         if not any(p.name == f"{name}.png" for p in written):
             print(f"{name}: no records with the data it needs; not written", file=sys.stderr)

@@ -10,12 +10,11 @@ the profile's table eps), so later targets reuse earlier trainings and evaluatio
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 
 from benchmark import render, run
 from benchmark.config import PROFILES, Profile
-from benchmark.registry import UserError
+from benchmark.registry import UserError, report
 
 MAIN_METHODS = "erm,igr,ign,dmada,irm,dre,sgdrop,egat"
 OOD_METHODS = "erm,igr,ign,dre,sgdrop,egat"
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                             "custom selections")
         profile = PROFILES.get(args.profile)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     common = ["--profile", args.profile, "--results-dir", args.results_dir]
     common += ["--data-root", args.data_root] if args.data_root else []
     for grid in TARGETS[args.target](profile):

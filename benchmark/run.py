@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import warnings
 from dataclasses import replace
 
@@ -23,7 +22,7 @@ from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds,
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
-from benchmark.registry import UserError, parse_names
+from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
 from methods import METHODS
 
@@ -172,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("all jobs are done; nothing to run")
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     print_summary(jobs, args.results_dir)
     return 0
 

@@ -6,7 +6,6 @@ Usage: python -m benchmark.data.preview --dataset shapes --out results/samples_s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,7 @@ import torch  # noqa: E402
 
 from benchmark.data import load_benchmark  # noqa: E402
 from benchmark.figures import save_png  # noqa: E402
-from benchmark.registry import UserError  # noqa: E402
+from benchmark.registry import UserError, report  # noqa: E402
 
 
 def render_samples(dataset: str, out: Path, *, per_domain: int = 8, data_root: str | None = None) -> Path:
@@ -57,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(render_samples(args.dataset, args.out, per_domain=args.per_domain, data_root=args.data_root))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     return 0
 
 
