@@ -27,8 +27,8 @@ from benchmark.registry import UserError
 SIZE = 32
 IMAGES_PER_DOMAIN = 2000
 SPURIOUS_P = 0.8
-#: How strongly the spurious colour tints the background. On `digits` a 0.25 tint is such an easy and
-#: eps-robust shortcut that quick ERM learns nothing else (it stops at the tint's 82% ceiling).
+#: How strongly the spurious colour tints the background. On `digits` (v1) a 0.25 tint was a shortcut that
+#: eps 0.02 cannot flip, so quick ERM, which learns little but the tint there, looked robust; 0.12 PGD can flip.
 TINT_STRENGTH = {"shapes": 0.25, "digits": 0.12}
 GENERATOR_VERSION = 2
 DEFAULT_SEED = 0
