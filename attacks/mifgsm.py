@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attacks import ATTACKS, check_eps, check_images, check_steps, eval_mode, loss_gradient, project_
+from attacks.base import check_steps, loss_gradient, project_, register_attack, validate_iterative
 
 
-@ATTACKS.register("mifgsm")
+@register_attack("mifgsm", display="MI-FGSM", cost=1.0, validate=validate_iterative)
 def mifgsm(
     model: nn.Module,
     x: Tensor,
@@ -28,20 +28,14 @@ def mifgsm(
     the NaN stays in the momentum and torch.sign(NaN) = 0 freezes the sample for the remaining steps.)
     Otherwise the output is bit-identical to torchattacks.MIFGSM.
     """
-    eps = check_eps(eps)
     steps, alpha = check_steps(steps, alpha, eps)
-    x = x.detach()
-    if eps == 0:
-        return x.clone()
-    check_images(x)
     sample_dims = tuple(range(1, x.ndim))
     momentum = torch.zeros_like(x)
     x_adv = x.clone()
-    with eval_mode(model):
-        for _ in range(steps):
-            grad = loss_gradient(model, x_adv, y)
-            scale = grad.abs().mean(dim=sample_dims, keepdim=True)
-            grad.div_(scale.masked_fill_(scale == 0, 1))
-            momentum = momentum.mul_(decay).add_(grad)
-            x_adv = project_(x_adv.detach().add_(momentum.sign(), alpha=alpha), x, eps)
+    for _ in range(steps):
+        grad = loss_gradient(model, x_adv, y)
+        scale = grad.abs().mean(dim=sample_dims, keepdim=True)
+        grad.div_(scale.masked_fill_(scale == 0, 1))
+        momentum = momentum.mul_(decay).add_(grad)
+        x_adv = project_(x_adv.detach().add_(momentum.sign(), alpha=alpha), x, eps)
     return x_adv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attacks import ATTACKS, check_eps, check_images, check_steps, eval_mode, loss_gradient, project_
+from attacks.base import check_steps, loss_gradient, project_, register_attack, validate_iterative
 
 
 def uniform_start(x: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
@@ -19,7 +19,7 @@ def uniform_start(x: Tensor, eps: float, generator: torch.Generator | None) -> T
     return noise.to(x.device).add_(x).clamp_(0, 1)
 
 
-@ATTACKS.register("pgd")
+@register_attack("pgd", display="PGD", cost=1.0, validate=validate_iterative)
 def pgd(
     model: nn.Module,
     x: Tensor,
@@ -31,20 +31,14 @@ def pgd(
     alpha: float | None = None,
     random_start: bool = True,
 ) -> Tensor:
-    """PGD-`steps` on the mean CE with step alpha (default eps / 4), as torchattacks.PGD.
+    """PGD-`steps` on the mean CE with step alpha (default eps / 4), as torchattacks.PGD (cost: PGD-10 = 1).
 
     Each step: x_adv = clamp(x + clamp(x_adv + alpha * sign(grad) - x, -eps, eps), 0, 1).
     The random start comes from `generator` (global RNG when None) so runs are reproducible.
     """
-    eps = check_eps(eps)
     steps, alpha = check_steps(steps, alpha, eps)
-    x = x.detach()
-    if eps == 0:
-        return x.clone()
-    check_images(x)
     x_adv = uniform_start(x, eps, generator) if random_start else x.clone()
-    with eval_mode(model):
-        for _ in range(steps):
-            grad = loss_gradient(model, x_adv, y)
-            x_adv = project_(x_adv.detach().add_(grad.sign_(), alpha=alpha), x, eps)
+    for _ in range(steps):
+        grad = loss_gradient(model, x_adv, y)
+        x_adv = project_(x_adv.detach().add_(grad.sign_(), alpha=alpha), x, eps)
     return x_adv

@@ -30,8 +30,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.evaluate import eps_label
-from benchmark.tables import Results, build_tables, display_name, reference_frames
+from benchmark import artefacts, tables  # noqa: F401  (tables: declares the tables the claims read)
+from benchmark.artefacts import ARTEFACTS, Artefact, RenderRequest
+from benchmark.catalog import Catalog
+from benchmark.reference import reference_frames
+from benchmark.results import Results
+from benchmark.store import eps_label
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
 #: the paper's per-epoch training-time increase of EGAT (Sec. V-I)
@@ -75,6 +79,11 @@ def summary_status(checks: Sequence[Check]) -> str:
     return FAIL if FAIL in statuses else PASS if PASS in statuses else NOT_RUN
 
 
+def _name(method: str, table: str | None = None) -> str:
+    """A paper method's name in the checks' text (the built-in declarations': the claims are about them)."""
+    return artefacts.label(Catalog.builtin(), method, table)
+
+
 def _fmt(row: pd.Series) -> str:
     se = row.get("se")
     return f"{row['mean']:.2f}" + (f" ± {se:.2f}" if se is not None and not pd.isna(se) else "")
@@ -116,7 +125,7 @@ def ood_rank(table2: pd.DataFrame) -> list[Check]:
         others = values.drop("egat")
         runner = others.idxmin()
         checks.append(Check(label, _verdict(values["egat"] <= others.min()),
-                            f"EGAT {values['egat']:.2f}; best other {display_name(runner)} {others.min():.2f}"))
+                            f"EGAT {values['egat']:.2f}; best other {_name(runner)} {others.min():.2f}"))
     ranks = table2[(table2["metric"] == "rank") & (table2["method"] == "egat")]
     worst = int(ranks["mean"].max())
     checks.append(Check(labels[2], _verdict(worst <= 3),
@@ -142,11 +151,11 @@ def _direction(frame: pd.DataFrame, label: str, metric: str, a: str, b: str, rel
     """A check that mean `metric` of a relates to b's by `relation` (">", ">=" or "<")."""
     pooled = _pooled(frame, metric, a, b)
     if pooled is None:
-        return Check(label, NOT_RUN, f"no {display_name(a, table)} and {display_name(b, table)} records "
+        return Check(label, NOT_RUN, f"no {_name(a, table)} and {_name(b, table)} records "
                                      f"in the same {cells.rstrip('s')}")
     ma, mb, n, wins = pooled
     ok = {">": ma > mb, ">=": ma >= mb, "<": ma < mb}[relation]
-    name_a, name_b = display_name(a, table), display_name(b, table)
+    name_a, name_b = _name(a, table), _name(b, table)
     return Check(label, _verdict(ok), f"{metric} {name_a} {ma:.2f} vs {name_b} {mb:.2f}, mean over {n} {cells} "
                                       f"({name_a} higher in {wins}/{n})")
 
@@ -169,13 +178,13 @@ def guide_quality(table3: pd.DataFrame) -> list[Check]:
     """Claim 4: OOD accuracy orders golden >= gray >= N(0, 0.01^2) >= N(0, 0.5^2)."""
     pairs = [("egat-golden", "egat"), ("egat", "egat-noise0.01"), ("egat-noise0.01", "egat-noise0.5"),
              ("egat", "egat-noise0.5")]
-    return [_direction(_ood(table3), f"{display_name(a, 'table3')} >= {display_name(b, 'table3')}", "cAcc", a, b,
+    return [_direction(_ood(table3), f"{_name(a, 'table3')} >= {_name(b, 'table3')}", "cAcc", a, b,
                        ">=", table="table3", cells="OOD test domains") for a, b in pairs]
 
 
 def explainers(table3: pd.DataFrame) -> list[Check]:
     """Claim 5: EGAT with SmoothGrad, IG or Finer-CAM generalizes at least as well as with Grad-CAM."""
-    return [_direction(_ood(table3), f"{display_name(v, 'table3')} >= EGAT (base)", "cAcc", v, "egat", ">=",
+    return [_direction(_ood(table3), f"{_name(v, 'table3')} >= {_name('egat', 'table3')}", "cAcc", v, "egat", ">=",
                        table="table3", cells="OOD test domains") for v in ("egat-sg", "egat-ig", "egat-finercam")]
 
 
@@ -254,8 +263,8 @@ CLAIMS = (
 
 def check_claims(results: Results) -> list[Claim]:
     """Every claim checked on our results, with its rule's outcome on the published numbers."""
-    ours = {name: t.frame for name, t in build_tables(results).items()}
-    published = reference_frames(our_names=results.profile.name == "paper")
+    ours = {name: ARTEFACTS.get(name).build(results).frame for name in {s.table for s in CLAIMS if s.table}}
+    published = reference_frames(results.catalog, our_names=results.profile.name == "paper")
     claims = []
     for spec in CLAIMS:
         if spec.table is None:
@@ -298,3 +307,11 @@ def render_claims(results: Results, out: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(claims_markdown(results, check_claims(results)), encoding="utf-8")
     return path
+
+
+def _render(results: Results, artefact: Artefact, request: RenderRequest) -> list[Path]:
+    return [render_claims(results, request.out / "claims.md")]
+
+
+#: claims.md reads the tables' frames: it needs no grid of its own
+ARTEFACTS.add("claims", Artefact("claims", "claims", (), _render, grids=()))

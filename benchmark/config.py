@@ -1,15 +1,14 @@
-"""Profiles (quick, paper) and per-method hyperparameters.
+"""Profiles (quick, paper): the budgets and settings shared by every job of a run.
 
 `quick` runs everything on a 2-core CPU with the built-in benchmarks; `paper` is the paper's
 Sec. V-A setting (ResNet-50, ImageNet weights, 224x224, Adam 1e-4, batch 32, 5000 steps, PGD-10 at
 eps 0.02, dropout, best-validation checkpoint). Where quick differs it says so in `notes`, which
-every table prints.
+every table prints. Each method's hyperparameters, and how a profile scales them, are declared
+beside the method (methods/base.py).
 """
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,7 +36,8 @@ class Profile:
     faithfulness_images: int
     notes: str
     light_models: tuple[str, ...]  # lighter backbones EGAT is also trained on for Fig. 3
-    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what every method that trains on PGD takes instead of its declared training PGD (methods/base.py)
+    training_pgd: dict[str, Any] = field(default_factory=dict)
 
     def train_settings(self) -> dict[str, Any]:
         """The settings that change what training produces (part of every train job's key)."""
@@ -78,16 +78,7 @@ PROFILES.add("quick", Profile(
            "on 3-step PGD of alpha 2.5/3 eps, the paper's total step length (paper: 10 steps of eps/4; eps 0.02 "
            "unchanged); egat-sg and egat-ig use 4 "
            "SmoothGrad samples / IG points (paper profile: 8)."),
-    method_overrides={
-        "ign": {"points": 2, "approx_factor": 2, "steps": 2, "step_size": 4 / 255, "path_chunk": 2,
-                "penalty_samples": 8},
-        "irm": {"anneal_iters": 40},
-        "dmada": {"grl_steps": 400},
-        **{name: QUICK_TRAINING_PGD for name in ("at", "egat", "egat-noegl", "egat-noat", "egat-finercam",
-                                                 "egat-noise0.01", "egat-noise0.5", "egat-golden")},
-        "egat-sg": {**QUICK_TRAINING_PGD, "explainer_samples": 4},
-        "egat-ig": {**QUICK_TRAINING_PGD, "explainer_steps": 4},
-    },
+    training_pgd=QUICK_TRAINING_PGD,
 ))
 
 PROFILES.add("paper", Profile(
@@ -110,75 +101,6 @@ PROFILES.add("paper", Profile(
     notes=("paper profile: ResNet-50 (ImageNet weights), 224x224, Adam 1e-4, batch 32, 5000 steps, "
            "best-validation checkpoint, PGD-10 eps 0.02 (paper Sec. V-A)."),
 ))
-
-
-#: Training-time PGD of `at` and `egat` (paper Sec. V-A): eps 0.02, 10 steps, alpha = eps / 4, random start.
-TRAINING_PGD: dict[str, Any] = {"pgd_eps": 0.02, "pgd_steps": 10, "pgd_alpha_ratio": 0.25}
-
-#: EGAT (paper Sec. IV-A, V-A): (l1, l2, l3, l4) = (0.5, 1, 1, 0.2), mixup Beta(0.2, 0.2), Grad-CAM, gray guide.
-EGAT_HPARAMS: dict[str, Any] = {
-    "lambda_adv": 0.5, "lambda_egl": 1.0, "lambda_reg": 1.0, "lambda_map": 0.2, **TRAINING_PGD,
-    "mixup_alpha": 0.2, "explainer": "gradcam", "guide": "gray", "guide_sigma": 0.0,
-}
-
-# Per-method hyperparameters (the paper profile's values); profiles may override entries.
-METHOD_HPARAMS: dict[str, dict[str, Any]] = {
-    "erm": {},
-    # IGR: Ross & Doshi-Velez's selected SVHN weight 1e4 at batch 256, per-sample form lambda_0 / (2 N).
-    "igr": {"lambda": 1e4 / (2 * 256)},
-    # IG-NORM: the official Flower config (m 50, approx_factor 10, PGD eps 8/255, 7 steps of 2/255);
-    # path_chunk bounds memory (path points per forward pass), it does not change the loss;
-    # penalty_samples None: x' and the IG term on the whole batch.
-    "ign": {"lambda": 0.1, "points": 50, "approx_factor": 10, "eps": 8 / 255, "steps": 7, "step_size": 2 / 255,
-            "path_chunk": 5, "penalty_samples": None},
-    # DM-ADA: Beta(2, 2) clipped 0.1 from 0.5, adv_weight 0.1, mixed-sample weight 0.3 (delta), RevGrad
-    # discriminator width 100, DANN schedule over the run's steps; pseudo-environment shift strength 0.3.
-    "dmada": {"alpha": 2.0, "clip_thr": 0.1, "adv_weight": 0.1, "mix_weight": 0.3, "grl_steps": 5000, "hidden": 100,
-              "max_domains": 4, "shift_strength": 0.3},
-    # IRM: DomainBed's defaults (irm_lambda 1e2, irm_penalty_anneal_iters 500).
-    "irm": {"lambda": 1e2, "anneal_iters": 500, "shift_strength": 0.3},
-    # DRE: the official code's weights (exp 1.0, sparse 0.5, mix CE 0.1) and mixup Beta(0.2, 0.2).
-    "dre": {"alpha": 0.2, "exp_weight": 1.0, "sparse_weight": 0.5, "mix_ce_weight": 0.1},
-    # SGDrop: rho from the unofficial replication (the paper's value is not known).
-    "sgdrop": {"rho": 0.1},
-    "egat": EGAT_HPARAMS,
-    "at": TRAINING_PGD,
-    "egat-noegl": {**EGAT_HPARAMS, "lambda_egl": 0.0},
-    "egat-noat": {**EGAT_HPARAMS, "lambda_adv": 0.0},
-    # The paper gives no sample counts; 8 keeps the differentiable maps' memory in bounds.
-    "egat-sg": {**EGAT_HPARAMS, "explainer": "smoothgrad", "explainer_samples": 8, "explainer_sigma": 0.15},
-    "egat-ig": {**EGAT_HPARAMS, "explainer": "ig", "explainer_steps": 8},
-    "egat-finercam": {**EGAT_HPARAMS, "explainer": "finercam", "explainer_num_compare": 3},
-    "egat-noise0.01": {**EGAT_HPARAMS, "guide": "gray+noise", "guide_sigma": 0.01},
-    "egat-noise0.5": {**EGAT_HPARAMS, "guide": "gray+noise", "guide_sigma": 0.5},
-    "egat-golden": {**EGAT_HPARAMS, "guide": "golden"},
-}
-
-
-def _parse_value(text: str, default: Any, where: str) -> Any:
-    """A CLI value parsed as JSON (bare words stay strings) and checked against the default's type."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = text
-    expected = type(default)
-    if default is None or isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    raise UserError(f"{where}={text!r} must be a {expected.__name__} like its default {default!r}")
-
-
-def method_hparams(method: str, profile: Profile, overrides: dict[str, str] | None = None) -> dict[str, Any]:
-    """Hyperparameters of `method` under `profile`, with user overrides (CLI strings) applied last."""
-    hparams = copy.deepcopy(METHOD_HPARAMS.get(method, {}))
-    hparams.update(profile.method_overrides.get(method, {}))
-    for key, text in (overrides or {}).items():
-        if key not in hparams:
-            valid = ", ".join(hparams) or "none"
-            raise UserError(f"unknown hyperparameter {key!r} for method {method}; valid choices: {valid}")
-        hparams[key] = _parse_value(text, hparams[key], f"{method}.{key}")
-    return hparams
 
 
 def parse_hparam_overrides(text: str) -> dict[str, dict[str, str]]:

@@ -13,42 +13,36 @@
 
 from __future__ import annotations
 
-import inspect
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from attacks import ATTACKS
-from attacks.sca.ddpm import Diffusion
+from attacks import ATTACKS, resources_of
 from benchmark.config import Profile
 from benchmark.data import Benchmark, iterate
-from benchmark.diffusion import load_or_train_ddpm
 from benchmark.explain import EXPLAINERS
 from benchmark.faithfulness import comprehensiveness_sufficiency
 from benchmark.models import Classifier
+from benchmark.store import eps_label
 from benchmark.train import accuracy, to_device
 
 EVAL_EXPLAINER = "gradcam"
 HEATMAP_IMAGES = 6
 
 
-def eps_label(eps: float) -> str:
-    """The eps as it appears in records and tables (e.g. 0.02 -> "0.02")."""
-    return f"{eps:g}"
-
-
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
-                         steps: int, seed: int, diffusion: Diffusion | None = None) -> float:
-    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode); `diffusion` is
-    the dataset's DDPM, which SCA needs."""
-    attack_fn = ATTACKS.get(attack)
+                         steps: int, seed: int, resources: dict[str, Any] | None = None) -> float:
+    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode). The attack gets
+    `steps` if it takes them, and each resource it declares from `resources` (by name, e.g. SCA's DDPM)."""
+    spec = ATTACKS.get(attack)
     generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
-    accepted = inspect.signature(attack_fn).parameters
-    params = {name: value for name, value in (("steps", steps), ("diffusion", diffusion)) if name in accepted}
+    params: dict[str, Any] = {"steps": steps} if spec.takes_steps else {}
+    params.update({r.name: (resources or {}).get(r.name) for r in spec.resources})
     correct = total = 0
     for batch in batches:
-        x_adv = attack_fn(model, batch["x"], batch["y"], eps, generator=generator, **params)
+        x_adv = spec(model, batch["x"], batch["y"], eps, generator=generator, **params)
         with torch.no_grad():
             correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
         total += len(batch["y"])
@@ -91,11 +85,14 @@ def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, 
 
 def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
              eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
-             progress: bool = True, diffusion: Diffusion | None = None) -> dict:
-    """All metrics of one trained model as the eval record's `metrics` dict (SCA's DDPM is loaded, or trained
-    once and cached, when `diffusion` is not given)."""
-    if diffusion is None and "sca" in attacks and any(e > 0 for e in eps):
-        diffusion = load_or_train_ddpm(bench, device=device, progress=progress)
+             progress: bool = True, resources: dict[str, Any] | None = None) -> dict:
+    """All metrics of one trained model as the eval record's `metrics` dict. The resources the attacks declare
+    (SCA's DDPM) are built by their providers (loaded, or trained once and cached) unless given by name."""
+    resources = dict(resources or {})
+    if any(e > 0 for e in eps):
+        for resource in resources_of(attacks):
+            if resource.name not in resources:
+                resources[resource.name] = resource.provide(bench, device=device, progress=progress)
     model.eval()
     domain = bench.domain(train_domain)
     batch_size = profile.eval_batch_size
@@ -109,7 +106,7 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
     metrics["aAcc"] = {attack: {} for attack in attacks}
     for attack, e in tqdm(grid, desc="attacks", disable=not progress or not grid, leave=False):
         metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
-            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed, diffusion=diffusion)
+            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed, resources=resources)
     metrics["Comp"], metrics["Suff"] = explanation_faithfulness(model, test_batches, profile.faithfulness_images)
     metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
                                           seed=seed)

@@ -14,29 +14,21 @@ Curves, points and panels without records are simply absent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
+from benchmark.plotting import plt, save_png
+from benchmark.registry import UserError
+from benchmark.results import Results
+from benchmark.store import eps_label
+from benchmark.tables import MAIN_METHODS, OOD_METHODS
 
-from benchmark.data import load_benchmark  # noqa: E402
-from benchmark.evaluate import eps_label  # noqa: E402
-from benchmark.registry import UserError  # noqa: E402
-from benchmark.tables import MAIN_METHODS, OOD_METHODS, Results, display_name  # noqa: E402
-
-FIG2_METHODS = (*OOD_METHODS, "at")
-FIG3_METHODS = (*MAIN_METHODS, "at")
-FIG4_METHODS = ("erm", "dre", "sgdrop", "egat")
-ATTACK_ORDER = ("fgsm", "mifgsm", "pgd", "sca")
-ATTACK_NAMES = {"fgsm": "FGSM", "mifgsm": "MI-FGSM", "pgd": "PGD", "sca": "SCA"}
 MARKERS = "osD^v<>pPX*h"
-DPI = 120
 
 
 def _colors(methods: Sequence[str]) -> dict[str, Any]:
@@ -60,12 +52,13 @@ def _domain_mean(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return per_domain.groupby(keys, sort=False)["value"].agg(value="mean", domains="size").reset_index()
 
 
-def accuracy_curves(results: Results, methods: Sequence[str] = FIG2_METHODS) -> pd.DataFrame:
+def accuracy_curves(results: Results, methods: Sequence[str] | None = None) -> pd.DataFrame:
     """Fig. 2's data: dataset, attack, method, eps (float), value (%), domains (count).
 
     Every point of a curve comes from the same runs: a run evaluated at fewer eps than another run of
     its (dataset, attack, method) is left out (e.g. Table I's eps-0.02-only runs on the domains the
     eps grid was not run on), so a curve never jumps where more domains enter its mean."""
+    methods = methods or ARTEFACTS.get("fig2").methods
     obs = results.table_obs
     obs = obs[obs["method"].isin(methods)]
     acc = obs[obs["metric"] == "aAcc"].assign(eps=lambda f: f["eps"].astype(float))
@@ -79,14 +72,16 @@ def accuracy_curves(results: Results, methods: Sequence[str] = FIG2_METHODS) -> 
     return _domain_mean(both[eps_of_run == eps_of_curve], [*curve, "eps"])
 
 
-def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_METHODS) -> Path | None:
+def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None = None) -> Path | None:
     """Accuracy vs eps per dataset (rows) x attack (columns); None when no record has attack results."""
+    methods = methods or ARTEFACTS.get("fig2").methods
     curves = accuracy_curves(results, methods)
     if curves.empty:
         return None
     datasets = [d for d in results.datasets() if d in set(curves["dataset"])]
     present = set(curves["attack"])
-    attacks = [a for a in ATTACK_ORDER if a in present] + sorted(present - set(ATTACK_ORDER))
+    known = list(results.catalog.attacks)
+    attacks = [a for a in known if a in present] + sorted(present - set(known))
     colors = _colors(methods)
     fig, axes = plt.subplots(len(datasets), len(attacks), figsize=(max(4.2 * len(attacks), 8.0),
                                                                     3.4 * len(datasets) + 0.6),
@@ -97,7 +92,7 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_
         for j, attack in enumerate(attacks):
             ax = axes[i, j]
             panel = curves[(curves["dataset"] == dataset) & (curves["attack"] == attack)]
-            ax.set_title(f"{ATTACK_NAMES.get(attack, attack)} — {results.role(dataset)}", fontsize=10)
+            ax.set_title(f"{results.catalog.attack(attack)} — {results.role(dataset)}", fontsize=10)
             ax.grid(alpha=0.3)
             ax.set_ylim(0, 100)
             if j == 0:
@@ -121,7 +116,7 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] = FIG2_
     footnote = "\n* fewer training domains than the best-covered method in some panel (mean over its own)"
     fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains)\n{_subtitle(results)}"
                  + (footnote if partial else ""), fontsize=11)
-    labels = [display_name(m) + ("*" if m in partial else "") for m in handles]
+    labels = [results.label(m, "fig2") + ("*" if m in partial else "") for m in handles]
     fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
     # tight_layout leaves room for the suptitle itself; the legend's rows take fixed inches at the bottom
     fig.tight_layout(rect=(0, (0.4 + 0.25 * (len(handles) > 7)) / fig.get_figheight(), 1, 1))
@@ -135,8 +130,9 @@ def pareto_optimal(times: Sequence[float], accs: Sequence[float]) -> list[bool]:
     return [not any(t2 <= t and a2 >= a and (t2 < t or a2 > a) for t2, a2 in points) for t, a in points]
 
 
-def time_points(results: Results, methods: Sequence[str] = FIG3_METHODS) -> pd.DataFrame:
+def time_points(results: Results, methods: Sequence[str] | None = None) -> pd.DataFrame:
     """Fig. 3's data: dataset, method, model, time (s/epoch), aAcc (%), domains, pareto (per dataset)."""
+    methods = methods or ARTEFACTS.get("fig3").methods
     obs = results.obs[results.obs["method"].isin(methods)]
     label = eps_label(results.profile.table_eps)
     keys = ["dataset", "method", "model"]
@@ -151,7 +147,7 @@ def time_points(results: Results, methods: Sequence[str] = FIG3_METHODS) -> pd.D
     return points
 
 
-def figure3(results: Results, out: str | Path, *, methods: Sequence[str] = FIG3_METHODS) -> Path | None:
+def figure3(results: Results, out: str | Path, *, methods: Sequence[str] | None = None) -> Path | None:
     """aAcc vs time per epoch with the Pareto front, one panel per dataset; None without data."""
     points = time_points(results, methods)
     if points.empty:
@@ -164,7 +160,7 @@ def figure3(results: Results, out: str | Path, *, methods: Sequence[str] = FIG3_
         for k, row in enumerate(panel.sort_values("time").itertuples()):
             color = "tab:red" if row.pareto else "tab:blue"
             ax.scatter(row.time, row.aAcc, color=color, s=46, zorder=3, edgecolor="black", linewidth=0.5)
-            name = display_name(row.method) + (f" ({row.model})" if row.model != results.profile.model else "")
+            name = results.label(row.method, "fig3") + (f" ({row.model})" if row.model != results.profile.model else "")
             name += f" [{row.domains}/{most} domains]" if row.domains < most else ""
             # labels alternate above / below their points, in time order, so neighbours rarely collide
             ax.annotate(name, (row.time, row.aAcc), textcoords="offset points", xytext=(5, 5 if k % 2 else -11),
@@ -184,9 +180,10 @@ def figure3(results: Results, out: str | Path, *, methods: Sequence[str] = FIG3_
     return save_png(fig, out)
 
 
-def heatmap_runs(results: Results, methods: Sequence[str] = FIG4_METHODS) -> dict[str, dict[str, Any]]:
+def heatmap_runs(results: Results, methods: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Fig. 4's records, one per method: the VLCS-like benchmark first, its first domain with the most of
     these methods' heatmaps, the lowest seed."""
+    methods = methods or ARTEFACTS.get("fig4").methods
     runs = [r for r in results.runs_of({(d, m) for d in results.datasets() for m in methods})
             if r["metrics"].get("heatmaps")]
     for dataset in results.datasets():
@@ -206,7 +203,10 @@ def heatmap_runs(results: Results, methods: Sequence[str] = FIG4_METHODS) -> dic
 
 def _images(dataset: str, domain: str, indices: Sequence[int], *, data_root: str | None,
             image_size: int | None) -> tuple[list[np.ndarray], tuple[str, ...]] | None:
-    """Test images (H, W, 3 in [0, 1]) and class names, or None when the data cannot be loaded."""
+    """Test images (H, W, 3 in [0, 1]) and class names, or None when the data cannot be loaded (the data
+    package is imported here only: drawing the other figures needs no torch)."""
+    from benchmark.data import load_benchmark
+
     try:
         bench = load_benchmark(dataset, data_root=data_root, image_size=image_size)
     except (UserError, OSError):
@@ -215,10 +215,11 @@ def _images(dataset: str, domain: str, indices: Sequence[int], *, data_root: str
     return [test[i]["x"].permute(1, 2, 0).numpy() for i in indices], bench.classes
 
 
-def figure4(results: Results, out: str | Path, *, methods: Sequence[str] = FIG4_METHODS, n_images: int = 3,
+def figure4(results: Results, out: str | Path, *, methods: Sequence[str] | None = None, n_images: int = 3,
             data_root: str | None = None) -> Path | None:
     """Grad-CAM clean vs PGD: per image a clean row and a PGD row; columns the image, then each method's
     map over it. None when no record has heatmaps."""
+    methods = methods or ARTEFACTS.get("fig4").methods
     chosen = heatmap_runs(results, methods)
     if not chosen:
         return None
@@ -254,7 +255,7 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] = FIG4_
             for col, method in enumerate(methods, start=1):
                 ax = axes[row, col]
                 if row == 0:
-                    ax.set_title(display_name(method), fontsize=10)
+                    ax.set_title(results.label(method, "fig4"), fontsize=10)
                 record = chosen.get(method)
                 if record is None:
                     ax.text(0.5, 0.5, "no record", ha="center", va="center", fontsize=8, color="gray",
@@ -289,26 +290,27 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] = FIG4_
     return save_png(fig, out)
 
 
-def save_png(fig: plt.Figure, out: str | Path) -> Path:
-    """Write `fig` as a PNG at `out` (folders created) and close it; every figure of the package goes here."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+def declare_figure(name: str, draw: Callable[..., Path | None], methods: tuple[str, ...], grids: tuple[Grid, ...],
+                   *, custom_methods: bool = False, images: bool = False) -> Artefact:
+    """Register a figure: `draw(results, out, methods=...)` -> the PNG's path, or None without the records it
+    needs, written as `<results>/<profile>/figures/<name>.png`; `images`: it also takes `data_root=`, where
+    folder datasets' images are."""
+
+    def render(results: Results, artefact: Artefact, request: RenderRequest) -> list[Path]:
+        options = {"data_root": request.data_root} if images else {}
+        path = draw(results, request.out / "figures" / f"{name}.png", methods=artefact.methods_for(request), **options)
+        return [] if path is None else [path]
+
+    artefact = Artefact(name, "figure", methods, render, grids, custom_methods=custom_methods)
+    ARTEFACTS.add(name, artefact)
+    return artefact
 
 
-FIGURES = ("fig2", "fig3", "fig4")
-
-
-def render_figures(results: Results, out_dir: str | Path, *, names: Sequence[str] = FIGURES,
-                   methods: Sequence[str] | None = None, data_root: str | None = None) -> list[Path]:
-    """Write the named figures as `<out_dir>/<name>.png`; `methods` replaces Fig. 2's and Fig. 3's
-    defaults. Figures without any data are skipped (not written)."""
-    out = Path(out_dir)
-    makers = {
-        "fig2": lambda: figure2(results, out / "fig2.png", methods=tuple(methods or FIG2_METHODS)),
-        "fig3": lambda: figure3(results, out / "fig3.png", methods=tuple(methods or FIG3_METHODS)),
-        "fig4": lambda: figure4(results, out / "fig4.png", data_root=data_root),
-    }
-    return [path for name in names if (path := makers[name]()) is not None]
+#: Fig. 2: every attack over the eps grid, on the first domain of each dataset (where SCA is affordable)
+declare_figure("fig2", figure2, (*OOD_METHODS, "at"), (Grid(domains="0", attacks="all", eps="grid"),),
+               custom_methods=True)
+#: Fig. 3: Table I's models, Madry AT, and EGAT on the profile's lighter backbones
+declare_figure("fig3", figure3, (*MAIN_METHODS, "at"), (Grid(), Grid(methods=("egat",), models="light")),
+               custom_methods=True)
+declare_figure("fig4", figure4, ("erm", "dre", "sgdrop", "egat"), (Grid(domains="0", first_dataset_only=True),),
+               images=True)

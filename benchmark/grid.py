@@ -13,6 +13,7 @@ from statistics import median_high
 import torch
 import torch.nn.functional as F
 
+from attacks import ATTACKS
 from benchmark.config import Profile
 from benchmark.data import iterate, resolve_domains
 from benchmark.jobs import EvalJob, TrainJob, benchmark_for, make_train_job, new_method, resolve_device
@@ -76,14 +77,11 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
     return Plan(done, to_train, to_evaluate)
 
 
-#: Cost of one attack at one eps relative to PGD-10 (one unit): FGSM is one gradient pass; SCA runs its
-#: 10 iterations through the 10-step DDPM chain, measured at 16 s vs 1.6 s for PGD-10 per 256 images
-ATTACK_COST = {"fgsm": 0.1, "mifgsm": 1.0, "pgd": 1.0, "sca": 10.0}
-
-
 def _attack_cost(attacks: Sequence[str], eps: Sequence[float]) -> float:
-    """Relative evaluation cost: one unit for the clean metrics plus ATTACK_COST per (attack, eps > 0) pair."""
-    return 1 + sum(ATTACK_COST.get(attack, 1.0) for attack in attacks) * sum(1 for e in eps if e > 0)
+    """Relative evaluation cost: one unit for the clean metrics plus each attack's declared cost (PGD-10 = 1) per
+    eps > 0 (an attack no longer registered, in an old record, counts as PGD-10)."""
+    cost = sum(ATTACKS.get(a).cost if a in ATTACKS else 1.0 for a in attacks)
+    return 1 + cost * sum(1 for e in eps if e > 0)
 
 
 def _method_timings(store: Store) -> dict[str, tuple[float, float]]:

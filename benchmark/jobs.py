@@ -15,19 +15,30 @@ from typing import Any
 
 import torch
 
-from benchmark.config import Profile, method_hparams
+from attacks import ATTACKS, resources_of
+from benchmark.config import Profile
 from benchmark.data import DATASETS, Benchmark, load_benchmark
-from benchmark.diffusion import DDPM_VERSION
 from benchmark.evaluate import evaluate
-from benchmark.models import Classifier, build_model
+from benchmark.explain import EXPLAINERS
+from benchmark.models import MODELS, Classifier, build_model
+from benchmark.plugins import digests
+from benchmark.registry import Registry
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
-from methods import METHODS, Method
+from methods import METHODS, Method, method_hparams
+from methods.guides import GUIDES
 
 #: bump when a change to training code changes what a train job produces
 TRAIN_VERSION = 2
 #: bump when a change to evaluation code changes what an eval job produces
 EVAL_VERSION = 1
+
+
+def with_plugins(config: dict[str, Any], entries: list[tuple[Registry, str | None]]) -> dict[str, Any]:
+    """`config` plus `plugins`: the content digest of every plugin among the registry entries a job uses (none:
+    the config is unchanged, so keys of jobs using only the package's own entries never change)."""
+    plugins = digests(entries)
+    return {**config, "plugins": plugins} if plugins else config
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,10 +53,13 @@ class TrainJob:
     hparams: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
-        """The semantic configuration that determines the trained weights."""
-        return {"version": TRAIN_VERSION, "dataset": self.dataset, "data_version": DATASETS.get(self.dataset).version,
-                "domain": self.domain, "method": self.method,
-                "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
+        """The semantic configuration that determines the trained weights (with the content digest of each
+        plugin it uses: its method, dataset, model, explainer or guide)."""
+        config = {"version": TRAIN_VERSION, "dataset": self.dataset,
+                  "data_version": DATASETS.get(self.dataset).version, "domain": self.domain, "method": self.method,
+                  "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
+        return with_plugins(config, [(METHODS, self.method), (DATASETS, self.dataset), (MODELS, self.profile.model),
+                                     (EXPLAINERS, self.hparams.get("explainer")), (GUIDES, self.hparams.get("guide"))])
 
     @property
     def key(self) -> str:
@@ -65,9 +79,9 @@ class EvalJob:
         config = {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
                   "eps": list(self.eps), "attack_steps": profile.attack_steps,
                   "faithfulness_images": profile.faithfulness_images}
-        if "sca" in self.attacks:  # SCA's numbers depend on the DDPM it attacks through
-            config["sca_ddpm_version"] = DDPM_VERSION
-        return config
+        for resource in resources_of(self.attacks):  # e.g. SCA's numbers depend on the DDPM it attacks through
+            config[resource.config_key] = resource.version
+        return with_plugins(config, [(ATTACKS, attack) for attack in self.attacks])
 
     @property
     def key(self) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmark.jobs import EvalJob, run_eval
+from benchmark.plugins import load_plugins
 from benchmark.registry import Registry, UserError
 from benchmark.store import Store
 
@@ -39,6 +40,7 @@ class LaunchOptions:
     slurm_gpus: int = 1
     slurm_time_min: int = 240
     slurm_local: bool = False
+    plugins: tuple[str, ...] = ()  # plugin files every worker loads before it runs a job
 
 
 Launcher = Callable[[Sequence[EvalJob], LaunchOptions], None]
@@ -46,7 +48,9 @@ LAUNCHERS: Registry[Launcher] = Registry("launcher")
 
 
 def execute(job: EvalJob, options: LaunchOptions, progress: bool = False) -> str:
-    """Run one eval job (training it first if needed) and return its key; the unit every engine runs."""
+    """Run one eval job (training it first if needed) and return its key; the unit every engine runs. A fresh
+    worker process loads the run's plugins first (a no-op where they are loaded)."""
+    load_plugins(options.plugins)
     run_eval(job, Store(options.results_dir, job.train.profile.name), data_root=options.data_root,
              device=options.device, progress=progress)
     return job.key

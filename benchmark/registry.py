@@ -1,15 +1,32 @@
 """Name -> object registries: one for each pluggable kind (methods, attacks, explainers, ...).
 
-The registration order is kept: it is the order in `--list` and the row order of the tables.
+The registration order is kept: it is the order in `--list` and the row order of the tables. Each
+entry remembers the plugin that registered it (benchmark/plugins.py), or None for the package's own,
+so that job keys can include a plugin's file content and a failed plugin leaves no entry behind.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where registry entries came from: a plugin file or entry point, and a digest of its content."""
+
+    source: str
+    digest: str
+
+
+#: the plugin being loaded (set by benchmark.plugins while it imports one), else None
+_loading: list[Origin] = []
+#: every registry, so that a failed plugin's entries can be removed from all of them
+_REGISTRIES: list[Registry] = []
 
 
 class UserError(Exception):
@@ -28,6 +45,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._origins: dict[str, Origin] = {}
+        _REGISTRIES.append(self)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering `obj` under `name`; duplicate names are a programming error."""
@@ -41,8 +60,19 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         """Register `obj` under `name` (used where a decorator does not fit, e.g. variants)."""
         if name in self._items:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
+            raise UserError(f"{self.kind} {name!r} is registered twice; names in use: {', '.join(self._items)}")
         self._items[name] = obj
+        if _loading:
+            self._origins[name] = _loading[-1]
+
+    def origin(self, name: str) -> Origin | None:
+        """The plugin that registered `name`, or None for the package's own entries."""
+        return self._origins.get(name)
+
+    def forget(self, origin: Origin) -> None:
+        """Remove every entry `origin` registered (a plugin that failed to load)."""
+        for name in [n for n, o in self._origins.items() if o == origin]:
+            del self._items[name], self._origins[name]
 
     def get(self, name: str) -> T:
         """The object registered as `name`, or a UserError that lists the valid choices."""

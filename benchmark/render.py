@@ -1,12 +1,13 @@
-"""Render Tables I-IV, Figures 2-4 and claims.md from the eval records of one profile.
+"""Render the declared artefacts (Tables I-IV, Figures 2-4, claims.md, and any plugin's) from the eval records.
 
 Usage: python -m benchmark.render [--profile quick|paper] [--results-dir results] [--data-root DIR]
-                                  [--only table1,table2,table3,table4,fig2,fig3,fig4,claims]
-                                  [--methods erm,egat,...] [--compare | --no-compare]
+                                  [--only table1,table2,table3,table4,fig2,fig3,fig4,claims|all]
+                                  [--methods erm,egat,...] [--compare | --no-compare] [--plugins FILE,...]
 
 Writes `<results>/<profile>/tables/tableN.{csv,md}`, `<results>/<profile>/figures/figN.png` and
 `<results>/<profile>/claims.md`, and prints each path written. Pure function of the records (plus
-the test images for Fig. 4): nothing trains or evaluates here. Bad input exits 2 with one line.
+the test images for Fig. 4): nothing trains or evaluates here, and without plugins nothing here
+imports torch. Bad input exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -16,42 +17,40 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.claims import render_claims
-from benchmark.figures import FIGURES, render_figures
-from benchmark.registry import UserError, parse_names, report
-from benchmark.tables import TABLES, Results, render_tables
-from methods import METHODS
-
-ARTEFACTS = (*TABLES, *FIGURES, "claims")
+from benchmark import claims, figures, tables  # noqa: F401  (they declare the artefacts)
+from benchmark.artefacts import ARTEFACTS, RenderRequest, artefact_order
+from benchmark.catalog import Catalog
+from benchmark.plugins import load_plugins
+from benchmark.registry import UserError, report
+from benchmark.results import Results
 
 
 def parse_only(text: str) -> list[str]:
-    """A comma list of artefact names (or `all`), validated."""
+    """A comma list of artefact names (or `all`), validated, in declaration order."""
     if text.strip() == "all":
-        return list(ARTEFACTS)
+        return artefact_order()
     names = [p.strip() for p in text.split(",") if p.strip()]
     for name in names:
         if name not in ARTEFACTS:
             raise UserError(f"unknown artefact {name!r}; valid choices: {', '.join(ARTEFACTS)}, all")
     if not names:
         raise UserError(f"empty --only list; valid choices: {', '.join(ARTEFACTS)}, all")
-    return list(dict.fromkeys(names))
+    return [name for name in artefact_order() if name in names]
 
 
-def render(results: Results, root: str | Path, *, only: Sequence[str] = ARTEFACTS,
+def render(results: Results, root: str | Path, *, only: Sequence[str] | None = None,
            methods: Sequence[str] | None = None, data_root: str | None = None,
            compare: bool | None = None) -> list[Path]:
-    """Render the chosen artefacts under `root` (`<results>/<profile>`); returns the paths written.
+    """Render the chosen artefacts (default: all) under `root` (`<results>/<profile>`); returns the paths written.
 
-    `methods` replaces the rows of Table I and the methods of Figs. 2-3 (default: the paper's);
-    `compare` adds the published values to the tables (default: in the paper profile only)."""
-    root = Path(root)
-    written = render_tables(results, root / "tables", names=[n for n in only if n in TABLES], methods=methods,
-                            compare=compare)
-    written += render_figures(results, root / "figures", names=[n for n in only if n in FIGURES], methods=methods,
-                              data_root=data_root)
-    if "claims" in only:
-        written.append(render_claims(results, root / "claims.md"))
+    `methods` replaces the rows of Table I and the methods of Figs. 2-3 (artefacts declared with
+    custom_methods); `compare` adds the published values to the tables (default: in the paper profile only)."""
+    compare = results.profile.name == "paper" if compare is None else compare
+    request = RenderRequest(Path(root), tuple(methods) if methods else None, compare, data_root)
+    written: list[Path] = []
+    for name in artefact_order() if only is None else only:
+        artefact = ARTEFACTS.get(name)
+        written += artefact.render(results, artefact, request)
     return written
 
 
@@ -60,19 +59,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", help="quick or paper")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (Fig. 4's images)")
-    p.add_argument("--only", default="all", help="comma list of " + ", ".join(ARTEFACTS) + "; default all")
+    p.add_argument("--only", default="all", help="comma list of artefacts (" + ", ".join(ARTEFACTS) + "); default all")
     p.add_argument("--methods", default=None, help="Table I rows and Figs. 2-3 methods; default: the paper's")
     p.add_argument("--compare", action=argparse.BooleanOptionalAction, default=None,
                    help="print the published values beside ours (default: in the paper profile)")
+    p.add_argument("--plugins", default="", help="comma list of plugin files (methods, attacks, artefacts, ...)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        loaded = load_plugins(args.plugins)
+        catalog = Catalog.from_registries() if loaded else Catalog.builtin()
         only = parse_only(args.only)
-        methods = parse_names(args.methods, METHODS) if args.methods else None
-        results = Results.load(args.results_dir, args.profile)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        for method in methods or ():
+            if method not in catalog.methods:
+                raise UserError(f"unknown method {method!r}; valid choices: {', '.join(catalog.methods)}")
+        results = Results.load(args.results_dir, args.profile, catalog)
         if not results.runs:
             print(f"warning: no eval records under {Path(args.results_dir) / args.profile / 'runs' / 'eval'}; "
                   "tables and claims will be empty", file=sys.stderr)
@@ -80,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                          data_root=args.data_root, compare=args.compare)
     except UserError as err:
         return report(err)
-    for name in (n for n in only if n in FIGURES):
-        if not any(p.name == f"{name}.png" for p in written):
+    for name in only:
+        if ARTEFACTS.get(name).kind == "figure" and not any(p.name == f"{name}.png" for p in written):
             print(f"{name}: no records with the data it needs; not written", file=sys.stderr)
     for path in written:
         print(path)

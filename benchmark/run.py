@@ -10,18 +10,19 @@ import argparse
 import math
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from attacks import ATTACKS
+from attacks import ATTACKS, resources_of
 from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
-from benchmark.diffusion import load_or_train_ddpm
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
+from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
 from methods import METHODS
@@ -83,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-time", type=int, default=240, help="minutes per Slurm job (launcher slurm)")
     p.add_argument("--slurm-local", action="store_true", help="run the slurm launcher on submitit's local executor")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda if available")
+    p.add_argument("--plugins", default="", help="comma list of plugin files registering methods, attacks, ...")
     return p
 
 
@@ -138,10 +140,11 @@ def print_summary(jobs: list, results_dir: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.list:
-        print_registries()
-        return 0
     try:
+        plugins = tuple(origin.source for origin in load_plugins(args.plugins) if Path(origin.source).is_file())
+        if args.list:
+            print_registries()
+            return 0
         selection = selection_from_args(args)
         launcher = LAUNCHERS.get(args.launcher)
         jobs = build_jobs(selection)
@@ -159,15 +162,16 @@ def main(argv: list[str] | None = None) -> int:
                  if probed else ""))
         if args.dry_run:
             return 0
-        if plan.pending and "sca" in selection.attacks and any(e > 0 for e in selection.eps):
-            for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):  # train once, workers load
-                load_or_train_ddpm(load_dataset_for(dataset, args.data_root, selection.profile),
-                                   device=resolve_device(args.device))
+        if plan.pending and any(e > 0 for e in selection.eps):  # build resources once here, workers load them
+            for resource in resources_of(selection.attacks):
+                for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):
+                    resource.provide(load_dataset_for(dataset, args.data_root, selection.profile),
+                                     device=resolve_device(args.device), progress=True)
         if plan.pending:
             launcher(plan.pending, LaunchOptions(
                 args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,
                 slurm_partition=args.slurm_partition, slurm_gpus=args.slurm_gpus, slurm_time_min=args.slurm_time,
-                slurm_local=args.slurm_local))
+                slurm_local=args.slurm_local, plugins=plugins))
         else:
             print("all jobs are done; nothing to run")
     except UserError as err:

@@ -4,6 +4,7 @@ Layout: `<results>/<profile>/runs/<kind>/<key>.json` and `<results>/<profile>/ch
 A record is written to a temporary file in the same folder, flushed, fsync'ed and renamed, so a
 reader (or a resumed grid) sees either no record or a complete one. A job whose record exists is
 done; an interrupted job leaves no record and is redone. Tables and figures read only records.
+Torch is imported only where checkpoints and versions need it, so rendering stays torch-free.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import Tensor
+
+
+def eps_label(eps: float) -> str:
+    """An eps as records and tables write it (0.02 -> "0.02"): the keys of `metrics.aAcc[attack]`."""
+    return f"{eps:g}"
 
 
 def content_key(config: dict[str, Any]) -> str:
@@ -33,6 +39,7 @@ def content_key(config: dict[str, Any]) -> str:
 def versions() -> dict[str, str]:
     """Code and library versions recorded with every result."""
     import numpy
+    import torch
     import torchvision
 
     try:
@@ -95,10 +102,14 @@ class Store:
 
     def frame(self, kind: str = "eval") -> pd.DataFrame:
         """Records of a kind flattened into a DataFrame (nested dicts become dotted columns)."""
+        import pandas as pd
+
         return pd.json_normalize(self.records(kind))
 
     def save_checkpoint(self, key: str, state: dict[str, Tensor]) -> Path:
         """Save a model state_dict atomically."""
+        import torch
+
         path = self.checkpoint_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -113,4 +124,6 @@ class Store:
 
     def load_checkpoint(self, key: str) -> dict[str, Tensor]:
         """Load a state_dict safely (tensors only: weights_only=True)."""
+        import torch
+
         return torch.load(self.checkpoint_path(key), map_location="cpu", weights_only=True)

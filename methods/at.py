@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.models import Classifier
-from methods import METHODS, Method
-from methods.egat import MethodRandomness, TrainingPGD
+from methods.base import Method, register_method
+from methods.egat import TRAINING_PGD, MethodRandomness, TrainingPGD
 
 
-@METHODS.register("at")
+@register_method("at", display="AT (Madry)", hparams=TRAINING_PGD)
 class AT(Method):
     """Madry PGD-AT: the loss is CE on PGD examples only (hparams pgd_eps, pgd_steps, pgd_alpha_ratio)."""
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.models import Classifier
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 from methods.environments import Environment, environments
 
 
@@ -97,7 +97,15 @@ def random_pairs(envs: list[Environment]) -> list[Pair]:
     return pairs
 
 
-@METHODS.register("dmada")
+@register_method(
+    "dmada", display="DMADA",
+    # Beta(2, 2) clipped 0.1 from 0.5, adv_weight 0.1, mixed-sample weight 0.3 (delta), RevGrad discriminator
+    # width 100, DANN schedule over the run's steps; pseudo-environment shift strength 0.3
+    hparams={"alpha": 2.0, "clip_thr": 0.1, "adv_weight": 0.1, "mix_weight": 0.3, "grl_steps": 5000, "hidden": 100,
+             "max_domains": 4, "shift_strength": 0.3},
+    search={"adv_weight": Range(1e-2, 1.0, log=True), "mix_weight": Range(0.1, 1.0, log=True)},
+    scaled={"quick": {"grl_steps": 400}},  # the schedule spans the quick profile's 400 steps
+)
 class DMADA(Method):
     """Pure + soft-label pixel-mixup CE, plus a reversed-gradient domain discriminator with soft mix labels."""
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.models import Classifier
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 
 #: Added to max - min in the min-max normalization (the official code has none and gives NaN on flat maps).
 MINMAX_EPS = 1e-8
@@ -91,7 +91,13 @@ def dre_terms(model: Classifier, x: Tensor, y: Tensor, partner: Tensor, lam: Ten
     return ce, exp, sparse, mix_ce
 
 
-@METHODS.register("dre")
+@register_method(
+    "dre", display="DRE",
+    # the official code's weights (exp 1.0, sparse 0.5, mix CE 0.1) and mixup Beta(0.2, 0.2)
+    hparams={"alpha": 0.2, "exp_weight": 1.0, "sparse_weight": 0.5, "mix_ce_weight": 0.1},
+    search={"exp_weight": Range(0.1, 10.0, log=True), "sparse_weight": Range(0.05, 5.0, log=True),
+            "mix_ce_weight": Range(0.01, 1.0, log=True)},
+)
 class DRE(Method):
     """CE + explanation-mixup consistency + sparsity + mixed-input CE, all with within-class pairs."""
 

@@ -18,7 +18,7 @@ Choices where the paper is silent (README's fidelity notes):
 - BatchNorm: x, x_adv and x~ go through `features` as three batches of B, so each is normalized with
   its own batch statistics (as TRADES computes f(x) and f(x_adv)) and an ablation that drops a branch
   leaves the others' normalization unchanged. On a CPU this is also faster than one batch of 3B
-  (benchmarks/egat_overhead.py measures both). x_adv is crafted in eval mode (the attack module's
+  (perf/egat_overhead.py measures both). x_adv is crafted in eval mode (the attack module's
   convention). Passes of input-resolution explainers use batch statistics without updating the
   running ones (IG's dark path images would corrupt them).
 - Pairs: a random cyclic order within each class, so every image is mixed with another of its class
@@ -47,12 +47,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks import check_eps, check_steps
+from attacks.base import check_eps, check_steps
 from attacks.pgd import pgd
 from benchmark.explain import EXPLAINERS, finercam_from_activations, gradcam_from_activations
 from benchmark.models import Classifier
 from benchmark.registry import UserError
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 from methods.guides import build_guide, resize_guide
 
 #: Phi is clamped to [BCE_CLAMP, 1 - BCE_CLAMP] inside L_egl's BCE (see the module notes).
@@ -60,6 +60,9 @@ BCE_CLAMP = 1e-4
 
 #: Explainers computed from the shared activations (head-only backward); others take the images.
 FROM_ACTIVATIONS = {"gradcam": gradcam_from_activations, "finercam": finercam_from_activations}
+
+#: Training-time PGD of `at` and `egat` (paper Sec. V-A): eps 0.02, 10 steps, alpha = eps / 4, random start.
+TRAINING_PGD: dict[str, Any] = {"pgd_eps": 0.02, "pgd_steps": 10, "pgd_alpha_ratio": 0.25}
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -145,7 +148,15 @@ def _check_kwargs(name: str, function: Any, kwargs: dict[str, Any]) -> None:
         raise UserError(f"explainer {name!r} has no setting {names}; valid: {valid}")
 
 
-@METHODS.register("egat")
+@register_method(
+    "egat", display="EGAT",
+    # paper Sec. IV-A, V-A: (l1, l2, l3, l4) = (0.5, 1, 1, 0.2), mixup Beta(0.2, 0.2), Grad-CAM, gray guide
+    hparams={"lambda_adv": 0.5, "lambda_egl": 1.0, "lambda_reg": 1.0, "lambda_map": 0.2, **TRAINING_PGD,
+             "mixup_alpha": 0.2, "explainer": "gradcam", "guide": "gray", "guide_sigma": 0.0},
+    search={"lambda_adv": Range(0.1, 5.0, log=True), "lambda_egl": Range(0.1, 10.0, log=True),
+            "lambda_reg": Range(0.1, 10.0, log=True), "lambda_map": Range(0.02, 2.0, log=True),
+            "mixup_alpha": Range(0.1, 0.4)},
+)
 class EGAT(Method):
     """EGAT (arXiv 2603.01938): CE + l1 (KL + l4 map L2 under PGD) + l2 BCE(Phi, M) + l3 same-class mixup terms.
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods import METHODS, Method
+from methods.base import Method, register_method
 
 
-@METHODS.register("erm")
+@register_method("erm", display="ERM")
 class ERM(Method):
     """Empirical risk minimization: CE(f(x), y)."""
 

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks import eval_mode, project_
+from attacks.base import eval_mode, project_
 from attacks.pgd import uniform_start
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 
 
 @contextmanager
@@ -114,7 +114,17 @@ def ig_norm_attack(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps:
     return x_adv
 
 
-@METHODS.register("ign")
+@register_method(
+    "ign", display="IGN",
+    # the official Flower config (m 50, approx_factor 10, PGD eps 8/255, 7 steps of 2/255); path_chunk bounds
+    # memory (path points per forward pass), it does not change the loss; penalty_samples None: x' and the IG
+    # term on the whole batch
+    hparams={"lambda": 0.1, "points": 50, "approx_factor": 10, "eps": 8 / 255, "steps": 7, "step_size": 2 / 255,
+             "path_chunk": 5, "penalty_samples": None},
+    search={"lambda": Range(1e-3, 1.0, log=True)},
+    scaled={"quick": {"points": 2, "approx_factor": 2, "steps": 2, "step_size": 4 / 255, "path_chunk": 2,
+                      "penalty_samples": 8}},
+)
 class IGNorm(Method):
     """mean CE(x) + lambda * mean_b ||IG_b(x, x')||_1 with x' from PGD on the approximate IG norm."""
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 
 
 def input_gradient_penalty(logits_fn: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -31,7 +31,12 @@ def input_gradient_penalty(logits_fn: Callable[[Tensor], Tensor], x: Tensor, y: 
     return per_sample.mean(), grad.pow(2).flatten(1).sum(dim=1).mean()
 
 
-@METHODS.register("igr")
+@register_method(
+    "igr", display="IGR",
+    # Ross & Doshi-Velez's selected SVHN weight 1e4 at batch 256, per-sample form lambda_0 / (2 N)
+    hparams={"lambda": 1e4 / (2 * 256)},
+    search={"lambda": Range(1e-2, 1e2, log=True)},
+)
 class IGR(Method):
     """CE + lambda * mean squared L2 norm of the per-sample input gradient of the CE."""
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.models import Classifier
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 from methods.environments import environments
 
 
@@ -33,7 +33,14 @@ def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
     return torch.sum(grad_1 * grad_2)
 
 
-@METHODS.register("irm")
+@register_method(
+    "irm", display="IRM",
+    # DomainBed's defaults (irm_lambda 1e2, irm_penalty_anneal_iters 500) and its search ranges
+    # (lambda 10^U(-1, 5), anneal 10^U(0, 4))
+    hparams={"lambda": 1e2, "anneal_iters": 500, "shift_strength": 0.3},
+    search={"lambda": Range(1e-1, 1e5, log=True), "anneal_iters": Range(1, 1e4, log=True, integer=True)},
+    scaled={"quick": {"anneal_iters": 40}},  # DomainBed's 500 of 5000 steps: the same 10% of the quick run
+)
 class IRM(Method):
     """IRMv1: mean environment CE + w * mean environment penalty, w = 1 then lambda after the anneal."""
 

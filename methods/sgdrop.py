@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods import METHODS, Method
+from methods.base import Method, Range, register_method
 
 
 def saliency_drop_mask(attribution: Tensor, rho: float) -> Tensor:
@@ -30,7 +30,12 @@ def saliency_drop_mask(attribution: Tensor, rho: float) -> Tensor:
     return mask.view_as(attribution)
 
 
-@METHODS.register("sgdrop")
+@register_method(
+    "sgdrop", display="SGDrop",
+    # rho from the unofficial replication (the paper's value is not known)
+    hparams={"rho": 0.1},
+    search={"rho": Range(0.02, 0.4)},
+)
 class SGDrop(Method):
     """CE on the head of the features with their most salient rho fraction dropped."""
 

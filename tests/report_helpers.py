@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import PROFILES, Profile
+from benchmark.results import Results
 from benchmark.store import Store
-from benchmark.tables import Results
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDS = FIXTURES / "records"

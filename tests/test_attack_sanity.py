@@ -68,7 +68,7 @@ def test_evaluate_fills_every_metric(trained, ddpm):
     bench, model, _ = trained
     profile = PROFILES.get("quick")
     metrics = evaluate(model, bench, "studio", attacks=tuple(ATTACKS.names()), eps=(0.0, 0.02), profile=profile,
-                       seed=0, device=torch.device("cpu"), progress=False, diffusion=ddpm)
+                       seed=0, device=torch.device("cpu"), progress=False, resources={"diffusion": ddpm})
     assert set(metrics["aAcc"]) == set(ATTACKS.names())
     for by_eps in metrics["aAcc"].values():
         assert set(by_eps) == {"0", "0.02"} and by_eps["0"] == metrics["cAcc"] and by_eps["0.02"] < by_eps["0"]

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import nn
 
-from benchmark.config import METHOD_HPARAMS, PROFILES, method_hparams
+from benchmark.config import PROFILES
 from benchmark.data import ArrayDataset
 from benchmark.models import build_model
 from benchmark.train import seed_everything, train
-from methods import METHODS
+from methods import METHODS, method_hparams
 from methods.dmada import grad_reverse, grl_coefficient, mix_ratio
 from methods.dre import dre_terms
 from methods.environments import environments
@@ -97,7 +97,7 @@ def test_ig_norm_attack_stays_in_the_ball_and_raises_the_norm():
 
 
 def test_ign_loss_gradient_is_ce_plus_lambda_ig_norm():
-    hparams = {**METHOD_HPARAMS["ign"], "points": 4, "approx_factor": 2, "steps": 2, "path_chunk": 2}
+    hparams = {**METHODS.get("ign").hparams, "points": 4, "approx_factor": 2, "steps": 2, "path_chunk": 2}
     torch.manual_seed(0)
     model = build_model("cnn", 3, dropout=0.0).eval()  # eval: BatchNorm identical across forward passes
     method = IGNorm(model, hparams)

@@ -18,7 +18,8 @@ from benchmark.claims import (
     overhead,
     render_claims,
 )
-from benchmark.tables import COLUMNS, Results, reference_frames
+from benchmark.reference import COLUMNS, reference_frames
+from benchmark.results import Results
 from tests.report_helpers import PROFILE, assert_golden, eval_record, fixture_results
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.render import render
-from benchmark.tables import Results, render_tables
+from benchmark.results import Results
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "quick"
 
@@ -17,10 +17,10 @@ def test_committed_tables_rerender_identically(tmp_path):
     if not tables:
         pytest.skip("no committed quick-profile tables")
     names = sorted({p.stem for p in tables})
-    written = render_tables(Results.load(COMMITTED.parent, "quick"), tmp_path, names=names)
+    written = render(Results.load(COMMITTED.parent, "quick"), tmp_path, only=names)
     assert sorted(p.name for p in written) == [p.name for p in tables]
     for committed in tables:
-        assert (tmp_path / committed.name).read_text() == committed.read_text(), committed.name
+        assert (tmp_path / "tables" / committed.name).read_text() == committed.read_text(), committed.name
 
 
 def test_committed_claims_rerender_identically(tmp_path):

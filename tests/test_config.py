@@ -6,15 +6,17 @@ import dataclasses
 
 import pytest
 
-from benchmark.config import METHOD_HPARAMS, PROFILES, method_hparams, parse_hparam_overrides
+from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.jobs import make_train_job
 from benchmark.registry import UserError
-from methods import METHODS
+from methods import METHODS, method_hparams
 
 
-def test_every_registered_method_has_hyperparameters_in_config():
-    assert set(METHODS.names()) <= set(METHOD_HPARAMS)
+def test_every_registered_method_declares_its_hyperparameters_and_search_ranges():
+    for name in METHODS:
+        spec = METHODS.get(name)
+        assert isinstance(spec.hparams, dict) and spec.display and set(spec.search) <= set(spec.hparams), name
 
 
 def test_cli_overrides_are_typed_like_their_defaults():
@@ -31,7 +33,7 @@ def test_cli_overrides_are_typed_like_their_defaults():
 def test_profile_overrides_apply_before_cli_overrides():
     quick, paper = PROFILES.get("quick"), PROFILES.get("paper")
     assert method_hparams("egat", paper)["pgd_steps"] == 10
-    assert method_hparams("egat", quick)["pgd_steps"] == quick.method_overrides["egat"]["pgd_steps"]
+    assert method_hparams("egat", quick)["pgd_steps"] == quick.training_pgd["pgd_steps"]
     assert method_hparams("egat", quick, {"pgd_steps": "10"})["pgd_steps"] == 10
 
 

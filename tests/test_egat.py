@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from attacks.pgd import pgd
-from benchmark.config import METHOD_HPARAMS, PROFILES, method_hparams
+from benchmark.config import PROFILES
 from benchmark.explain import gradcam
 from benchmark.models import Classifier, build_model
 from benchmark.registry import UserError
-from methods import METHODS
+from methods import METHODS, method_hparams
 from methods.egat import EGAT, frozen_batchnorm_stats, same_class_partners
 from methods.guides import build_guide, luminance, resize_guide
 
@@ -50,7 +50,7 @@ def _grads(model: Classifier, loss: torch.Tensor) -> list[torch.Tensor]:
 
 def test_registry_and_paper_hyperparameters():
     assert [n for n in METHODS.names() if n == "at" or n.startswith("egat")] == ["egat", "at", *EGAT_NAMES[1:]]
-    egat = METHOD_HPARAMS["egat"]
+    egat = METHODS.get("egat").hparams
     assert (egat["lambda_adv"], egat["lambda_egl"], egat["lambda_reg"], egat["lambda_map"]) == (0.5, 1, 1, 0.2)
     assert (egat["pgd_eps"], egat["pgd_steps"], egat["pgd_alpha_ratio"], egat["mixup_alpha"]) == (0.02, 10, 0.25, 0.2)
     expected = {"egat-noegl": {"lambda_egl": 0.0}, "egat-noat": {"lambda_adv": 0.0},
@@ -59,7 +59,8 @@ def test_registry_and_paper_hyperparameters():
                 "egat-noise0.01": {"guide": "gray+noise", "guide_sigma": 0.01},
                 "egat-noise0.5": {"guide": "gray+noise", "guide_sigma": 0.5}, "egat-golden": {"guide": "golden"}}
     for name, differences in expected.items():
-        changed = {k: v for k, v in METHOD_HPARAMS[name].items() if egat.get(k) != v and not k.startswith("explainer_")}
+        changed = {k: v for k, v in METHODS.get(name).hparams.items()
+                   if egat.get(k) != v and not k.startswith("explainer_")}
         assert changed == differences, name
     for name in (*EGAT_NAMES, "at"):
         method = _method(name, _model())

@@ -12,10 +12,10 @@ from benchmark.figures import (
     figure4,
     heatmap_runs,
     pareto_optimal,
-    render_figures,
     time_points,
 )
-from benchmark.tables import Results
+from benchmark.render import render
+from benchmark.results import Results
 from tests.report_helpers import PROFILE, eval_record, fixture_results
 
 
@@ -32,7 +32,7 @@ def assert_png(path, min_size=(400, 300)):
 
 
 def test_all_figures_are_written_as_pngs(fixture, tmp_path):
-    written = render_figures(fixture, tmp_path)
+    written = render(fixture, tmp_path, only=["fig2", "fig3", "fig4"])
     assert [p.name for p in written] == ["fig2.png", "fig3.png", "fig4.png"]
     for path in written:
         assert_png(path)
@@ -74,7 +74,7 @@ def test_figures_without_data_are_skipped(tmp_path):
     results = Results.from_records([eval_record("shapes", "studio", "erm")], PROFILE)
     assert figure2(results, tmp_path / "fig2.png") is None
     assert figure4(results, tmp_path / "fig4.png") is None
-    assert render_figures(Results.from_records([], PROFILE), tmp_path) == []
+    assert render(Results.from_records([], PROFILE), tmp_path, only=["fig2", "fig3", "fig4"]) == []
 
 
 def test_fig4_picks_one_run_per_method_and_draws_without_images(tmp_path, fixture):

@@ -7,7 +7,7 @@ import torch
 
 from attacks import ATTACKS
 from benchmark.config import PROFILES
-from benchmark.grid import ATTACK_COST, Plan, estimate_seconds
+from benchmark.grid import Plan, estimate_seconds
 from benchmark.jobs import EvalJob, make_train_job
 from benchmark.store import Store
 
@@ -15,7 +15,7 @@ QUICK = PROFILES.get("quick")
 
 
 def test_every_attack_has_a_relative_cost():
-    assert set(ATTACKS.names()) == set(ATTACK_COST)
+    assert all(ATTACKS.get(name).cost > 0 for name in ATTACKS)
 
 
 def _timed_store(tmp_path) -> None:

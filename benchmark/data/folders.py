@@ -34,9 +34,8 @@ import torch
 from PIL import Image, ImageFile
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision import transforms
 
-from benchmark.data import DATASETS, Benchmark, DatasetSpec, make_domain
+from benchmark.data.base import DATASETS, Benchmark, DatasetSpec, make_domain
 from benchmark.registry import UserError
 
 # As in DomainBed: decode truncated JPEGs (missing tail filled with gray) instead of failing, so the
@@ -105,6 +104,8 @@ class ImageFolderDomain(Dataset):
     """
 
     def __init__(self, samples: list[tuple[Path, int]], domain: int, image_size: int) -> None:
+        from torchvision import transforms  # here: the built-in benchmarks (and the tests) never load torchvision
+
         self.samples = samples
         self.domain = domain
         self.transform = transforms.Compose(

@@ -8,15 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from benchmark.data import load_benchmark  # noqa: E402
-from benchmark.figures import save_png  # noqa: E402
-from benchmark.registry import UserError, report  # noqa: E402
+from benchmark.data import load_benchmark
+from benchmark.plotting import plt, save_png
+from benchmark.registry import UserError, report
 
 
 def render_samples(dataset: str, out: Path, *, per_domain: int = 8, data_root: str | None = None) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import DATASETS, ArrayDataset, Benchmark, DatasetSpec, cache_dir, make_domain
+from benchmark.data.base import DATASETS, ArrayDataset, Benchmark, DatasetSpec, cache_dir, make_domain
 from benchmark.registry import UserError
 
 SIZE = 32

@@ -1,6 +1,6 @@
 """Our Grad-CAM (head-only backward) vs captum's LayerGradCam on the same model and batch.
 
-Usage: python benchmarks/explain_speed.py --model cnn --batch 32 --reps 20 [--device cpu] [--threads 1]
+Usage: python perf/explain_speed.py --model cnn --batch 32 --reps 20 [--device cpu] [--threads 1]
 Repetitions alternate between the two so machine load affects both alike; medians are reported.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 from captum.attr import LayerGradCam
-from timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 
 from benchmark.explain import gradcam, normalize_maps
 from benchmark.models import build_model
+from benchmark.timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Our PGD vs torchattacks.PGD (same model, batch, eps, steps, alpha = eps / 4, random start).
 
-Usage: python benchmarks/attack_speed.py --model cnn --batch 32 --reps 20 [--steps 10] [--device cpu]
+Usage: python perf/attack_speed.py --model cnn --batch 32 --reps 20 [--steps 10] [--device cpu]
 Repetitions alternate between the two so machine load affects both alike; medians are reported.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 import torchattacks
-from timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 
 from attacks.pgd import pgd
 from benchmark.models import build_model
+from benchmark.timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Training-step time of each method relative to ERM, measured side by side in one process.
 
-Usage: python benchmarks/method_cost.py [--methods all|erm,igr,...] [--profile quick] [--model cnn]
+Usage: python perf/method_cost.py [--methods all|erm,igr,...] [--profile quick] [--model cnn]
        [--batch 32] [--reps 10] [--threads 1] [--device cpu]
 One step is what benchmark/train.py times: method.loss, zero_grad, backward, Adam step. Every method
 gets the same model architecture, batch and the profile's hyperparameters (quick overrides included);
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from timing import interleaved_medians, prepare, speed_parser, timed
 
-from benchmark.config import PROFILES, method_hparams
+from benchmark.config import PROFILES
 from benchmark.models import build_model
-from methods import METHODS, Method
+from benchmark.timing import interleaved_medians, prepare, speed_parser, timed
+from methods import METHODS, Method, method_hparams
 
 
 def _step(method: Method, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],

@@ -8,7 +8,7 @@ a full training step (zero_grad, loss, backward, Adam step) on its own copy of t
 train mode. Repetitions alternate between the five so machine load affects all alike; medians are
 reported.
 
-Usage: python benchmarks/egat_overhead.py [--model cnn] [--batch 32] [--pgd-steps 10] [--reps 30]
+Usage: python perf/egat_overhead.py [--model cnn] [--batch 32] [--pgd-steps 10] [--reps 30]
        [--threads 1] [--device cpu]
 """
 
@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved_medians, prepare, print_medians, speed_parser, timed
 from torch import Tensor
 
-from benchmark.config import PROFILES, method_hparams
+from benchmark.config import PROFILES
 from benchmark.models import Classifier, build_model
-from methods import METHODS
+from benchmark.timing import interleaved_medians, prepare, print_medians, speed_parser, timed
+from methods import METHODS, method_hparams
 from methods.egat import MethodRandomness, TrainingPGD
 
 

@@ -1,4 +1,4 @@
-"""Shared by the speed scripts: their common flags, and timing by interleaved repetitions.
+"""Shared by the speed scripts (perf/): their common flags, and timing by interleaved repetitions.
 
 Candidates run in turn within each repetition so that machine load affects all of them alike;
 the first `warmup` rounds are dropped and medians are reported.

@@ -1,0 +1,212 @@
+"""The results model: eval records merged per trained model, their observations, and what produced them.
+
+Rendering (tables, figures, claims) is a pure function of a `Results`: the records of one profile
+(benchmark/store.py), one merged run per trained model, every number as a row of `obs`, and the
+`Catalog` of display names and domain orders. Torch-free.
+
+- Aggregation: mean over seeds and its standard error SE = sample std (ddof=1) / sqrt(n), shown when
+  n > 1. Figures and claims compare means.
+- Only records of the profile's model enter the tables (other backbones are for Fig. 3); of several
+  trainings of one (dataset, domain, method, model, seed), e.g. a `--steps` smoke run beside the full
+  run, the one with the most steps is kept and the others are listed in the notes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.artefacts import label
+from benchmark.catalog import Catalog
+from benchmark.config import PROFILES, Profile
+from benchmark.reference import PAPER_DATASET_NAMES, PAPER_ROLES
+from benchmark.store import Store, eps_label
+
+
+def standard_error(values: Iterable[float]) -> float:
+    """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(n); NaN below two values."""
+    arr = np.asarray(list(values), dtype=float)
+    return float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else math.nan
+
+
+def _model(record: dict[str, Any]) -> str:
+    return record.get("config", {}).get("train", {}).get("model", "")
+
+
+def _recency(record: dict[str, Any]) -> tuple[int, int, int, str]:
+    """Sort key of competing trainings of one unit: code version, data version, steps, train_key."""
+    train = record["config"]["train"]
+    return train.get("version", 0), train.get("data_version", 0), train.get("steps", 0), record["train_key"]
+
+
+def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One record per trained model, and notes on what was set aside.
+
+    Eval records of one `train_key` (e.g. Table I's PGD-only evaluation and Fig. 2's full grid) are
+    merged, attack results united (the first record by key wins a conflict). Of several trainings of
+    one (dataset, domain, method, model, seed) the one of the newest training code and data version
+    is kept, then the one with the most steps (ties: highest train_key, for determinism): results of
+    an older generator or a `--steps` smoke run never mix with the current full run.
+    """
+    by_train: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r["key"]):
+        merged = by_train.get(record["train_key"])
+        if merged is None:
+            by_train[record["train_key"]] = copy.deepcopy(record)
+            continue
+        for name, value in record["metrics"].items():
+            if name == "aAcc":
+                for attack, by_eps in value.items():
+                    for eps, acc in by_eps.items():
+                        merged["metrics"].setdefault("aAcc", {}).setdefault(attack, {}).setdefault(eps, acc)
+            else:
+                merged["metrics"].setdefault(name, value)
+    units: dict[tuple, list[dict[str, Any]]] = {}
+    for record in by_train.values():
+        unit = (record["dataset"], record["train_domain"], record["method"], _model(record), record["seed"])
+        units.setdefault(unit, []).append(record)
+    runs, notes = [], []
+    for unit, group in units.items():
+        group.sort(key=_recency)
+        runs.append(group[-1])
+        if len(group) > 1:
+            dropped = ", ".join(f"{r['train_key']} ({r['config']['train'].get('steps')} steps)" for r in group[:-1])
+            notes.append(f"{'/'.join(map(str, unit))}: kept training {group[-1]['train_key']} "
+                         f"({group[-1]['config']['train'].get('steps')} steps), set aside {dropped}")
+    return sorted(runs, key=lambda r: r["key"]), notes
+
+
+OBS_COLUMNS = ["dataset", "train_domain", "test_domain", "method", "model", "seed", "metric", "attack", "eps",
+               "value"]
+
+
+def observations(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Every number of every run, one row each: cAcc per test domain (the training domain's test split
+    or another domain whole), aAcc per attack and eps (label as recorded), Comp, Suff, time per epoch."""
+    rows = []
+    for r in runs:
+        m, own = r["metrics"], r["train_domain"]
+        cells = [(own, "cAcc", "", "", m.get("cAcc"))]
+        cells += [(other, "cAcc", "", "", value) for other, value in m.get("ood_cAcc", {}).items()]
+        cells += [(own, "aAcc", attack, eps, value) for attack, by_eps in m.get("aAcc", {}).items()
+                  for eps, value in by_eps.items()]
+        cells += [(own, metric, "", "", m.get(metric)) for metric in ("Comp", "Suff", "time_per_epoch_s")]
+        rows += [(r["dataset"], own, test, r["method"], _model(r), r["seed"], metric, attack, eps, float(value))
+                 for test, metric, attack, eps, value in cells if value is not None]
+    return pd.DataFrame(rows, columns=OBS_COLUMNS)
+
+
+def summarize(obs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, standard error (ddof=1) and count of `value` per group of `keys` (groups in input order)."""
+    if obs.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "se", "n"])
+    out = obs.groupby(keys, sort=False)["value"].agg(mean="mean", se=standard_error, n="size").reset_index()
+    return out.astype({"n": "Int64"})
+
+
+@dataclass
+class Results:
+    """The eval records of one profile, merged per trained model, and their observations."""
+
+    profile: Profile
+    runs: list[dict[str, Any]]
+    notes: list[str]
+    obs: pd.DataFrame
+    catalog: Catalog = field(default_factory=Catalog.builtin)
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile,
+                     catalog: Catalog | None = None) -> Results:
+        """Results of these records under `profile`; `catalog` defaults to the built-in registries' one."""
+        profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+        runs, notes = merge_runs(r for r in records if r.get("kind", "eval") == "eval")
+        return cls(profile, runs, notes, observations(runs), catalog or Catalog.builtin())
+
+    @classmethod
+    def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None) -> Results:
+        """Read `<results_dir>/<profile>/runs/eval/*.json`."""
+        return cls.from_records(Store(results_dir, profile).records("eval"), profile, catalog)
+
+    def label(self, method: str, artefact: str | None = None) -> str:
+        """A method's name in `artefact` (its own label there, else the method's display name)."""
+        return label(self.catalog, method, artefact)
+
+    @property
+    def table_obs(self) -> pd.DataFrame:
+        """Observations of the profile's model (the tables' backbone)."""
+        return self.obs[self.obs["model"] == self.profile.model]
+
+    def datasets(self) -> list[str]:
+        """Datasets with records: the profile's first, in its order, then any others by name."""
+        present = set(self.obs["dataset"])
+        return [d for d in self.profile.datasets if d in present] + sorted(present - set(self.profile.datasets))
+
+    def domains(self, dataset: str) -> list[str]:
+        """The dataset's domain order (registry), then any unregistered names found in records."""
+        known = list(self.catalog.datasets.get(dataset, ()))
+        seen = set(self.obs.loc[self.obs["dataset"] == dataset, ["train_domain", "test_domain"]].to_numpy().ravel())
+        return known + sorted(seen - set(known))
+
+    def vlcs_like(self) -> str:
+        """The benchmark of Tables II-III: the profile's first dataset."""
+        return self.profile.datasets[0]
+
+    def role(self, dataset: str) -> str:
+        """How a dataset is titled: its name, and the paper benchmark whose role it plays."""
+        if dataset in PAPER_DATASET_NAMES:
+            return PAPER_DATASET_NAMES[dataset]
+        if dataset in self.profile.datasets[: len(PAPER_ROLES)]:
+            return f"{dataset} (in the role of {PAPER_ROLES[self.profile.datasets.index(dataset)]})"
+        return dataset
+
+    def runs_of(self, pairs: set[tuple[str, str]], models: set[str] | None = None) -> list[dict[str, Any]]:
+        """Runs of these (dataset, method) pairs, of the profile's model unless `models` says otherwise."""
+        models = models if models is not None else {self.profile.model}
+        return [r for r in self.runs if (r["dataset"], r["method"]) in pairs and _model(r) in models]
+
+    def header(self, runs: list[dict[str, Any]], *, compare: bool = False) -> list[str]:
+        """What produced these numbers, one statement a line: profile, data, settings, aggregation."""
+        p = self.profile
+        if p.name == "paper":
+            lines = ["paper profile: the paper's setting (Sec. V-A)" + (
+                "; published values (arXiv 2603.01938, benchmark/reference/paper_tables.csv) in parentheses in "
+                "Markdown and in the CSV column `paper`" if compare else "")]
+        else:
+            lines = [f"NOT THE PAPER'S RESULTS: {p.name}-profile numbers on the built-in synthetic benchmarks; "
+                     "never present them as the paper's (published values: benchmark/reference/paper_tables.csv)"]
+        lines.append(f"profile: {p.name}. {p.notes}")
+        data = {d: sorted({str(r.get("data", "unknown")) for r in runs if r["dataset"] == d}) for d in self.datasets()}
+        lines.append("data: " + ("; ".join(f"{d}: {' | '.join(v)}" for d, v in data.items() if v) or "no records"))
+        if runs:
+            train = [r["config"]["train"] for r in runs]
+            cfg = [r["config"] for r in runs]
+            lines.append(
+                f"settings: model {_join(t.get('model') for t in train)}; {_join(t.get('steps') for t in train)} "
+                f"training steps, batch {_join(t.get('batch_size') for t in train)}, "
+                f"lr {_join(t.get('lr') for t in train)}; evaluation attacks "
+                f"{_join(a for c in cfg for a in c.get('attacks', []))} at eps "
+                f"{_join((eps_label(e) for c in cfg for e in c.get('eps', [])), numeric=True)}, "
+                f"{_join(c.get('attack_steps') for c in cfg)} attack steps (alpha eps/4); "
+                f"aAcc in tables = PGD at eps {eps_label(p.table_eps)}; "
+                f"seeds {_join((r['seed'] for r in runs), numeric=True)}; "
+                f"code {_join(r.get('versions', {}).get('code') for r in runs)}, "
+                f"torch {_join(r.get('versions', {}).get('torch') for r in runs)}")
+        lines.append("aggregation: mean ± standard error over seeds, SE = sample std (ddof=1) / sqrt(n), "
+                     "shown when n > 1; n = seeds per cell; – = no record")
+        return lines
+
+
+def _join(values: Iterable[Any], *, numeric: bool = False) -> str:
+    """Distinct values, sorted (numerically if asked), comma-joined; `?` when none."""
+    distinct = {str(v) for v in values if v is not None}
+    ordered = sorted(distinct, key=float) if numeric else sorted(distinct)
+    return ", ".join(ordered) or "?"
+
+

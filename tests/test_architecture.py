@@ -1,0 +1,125 @@
+"""The package's structure: rendering without torch, no import circle, and one declaration per concept."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from attacks import ATTACKS
+from benchmark.artefacts import ARTEFACTS, artefact_order
+from benchmark.catalog import Catalog
+from methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("benchmark", "methods", "attacks")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports at import time (module level, outside `if TYPE_CHECKING:`)."""
+    files = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        edges: set[str] = set()
+        for node in tree.body:  # module-level statements only: function-level imports are deferred
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names if alias.name in files}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    edges.add(child if child in files else node.module)
+        graph[name] = {e for e in edges if e in files and e != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circle_among_the_package_modules():
+    graph = import_graph()
+    assert {"benchmark.render", "benchmark.tables", "methods.egat", "attacks.sca.attack"} <= set(graph)
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_rendering_imports_no_torch_training_attacks_or_ddpm(tmp_path):
+    """Importing the renderer, and rendering every table, Figs. 2-3 and the claims from records, loads no torch
+    (Fig. 4 draws the test images, which come from the dataset code)."""
+    import shutil
+
+    from tests.report_helpers import RECORDS
+
+    shutil.copytree(RECORDS, tmp_path, dirs_exist_ok=True)
+    code = ("import sys, benchmark.render as r\n"
+            "assert 'torch' not in sys.modules\n"
+            f"code = r.main(['--results-dir', {str(tmp_path)!r}, '--only', 'table1,table2,table3,table4,fig2,fig3,"
+            "claims'])\n"
+            "heavy = [m for m in ('torch', 'methods', 'attacks', 'benchmark.train', 'benchmark.diffusion') "
+            "if m in sys.modules]\n"
+            "print(code, heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "0 []"
+    assert (tmp_path / "quick" / "tables" / "table1.md").is_file() and (tmp_path / "quick" / "claims.md").is_file()
+
+
+def test_shipped_catalog_matches_the_declarations():
+    """benchmark/catalog.json (what rendering reads) is what the registries declare: regenerate it with
+    `python -m benchmark.catalog` after changing a display name or adding a built-in."""
+    assert Catalog.builtin().as_json() == Catalog.from_registries().as_json()
+    shipped = json.loads((ROOT / "benchmark" / "catalog.json").read_text())
+    assert list(shipped["methods"]) == METHODS.names() and list(shipped["attacks"]) == ATTACKS.names()
+
+
+def test_artefacts_declare_their_grids_once():
+    import benchmark.render  # noqa: F401  (imports every module that declares an artefact)
+    from benchmark.config import PROFILES
+
+    assert artefact_order() == ["table1", "table2", "table3", "table4", "fig2", "fig3", "fig4", "claims"]
+    quick = PROFILES.get("quick")
+    fig3 = ARTEFACTS.get("fig3").runs(quick)
+    assert fig3[0][:2] == ["--methods", ",".join((*ARTEFACTS.get("table1").methods, "at"))]
+    assert fig3[1][-2:] == ["--model", "cnn_small"] and fig3[1][1] == "egat"
+    fig2 = ARTEFACTS.get("fig2").runs(quick)[0]
+    assert fig2[fig2.index("--eps") + 1] == "0,0.01,0.02,0.03,0.04" and fig2[fig2.index("--attacks") + 1] == "all"
+    assert ARTEFACTS.get("claims").runs(quick) == []

@@ -1,0 +1,144 @@
+"""User plugins: a method, an attack and a table from files in a temp folder, run through the grid (worker
+processes included) and the renderer without touching the package; and every way a plugin can be bad."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark import run
+from benchmark.registry import UserError
+from methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ATTACK_PLUGIN = '''
+"""Random signed noise of size eps: a gradient-free baseline attack."""
+import torch
+
+from attacks import register_attack
+
+
+@register_attack("signnoise", display="sign noise", cost=0.05)
+def signnoise(model, x, y, eps, *, generator=None):
+    signs = torch.randint(0, 2, x.shape, generator=generator, device=x.device).mul_(2).sub_(1)
+    return (x + eps * signs).clamp(0, 1)
+'''
+
+TABLE_PLUGIN = '''
+"""table9: clean and attacked accuracy of two methods, as CSV + Markdown."""
+from benchmark.artefacts import ARTEFACTS, Artefact, Grid
+
+
+def render(results, artefact, request):
+    obs = results.table_obs
+    obs = obs[obs["method"].isin(artefact.methods) & (obs["test_domain"] == obs["train_domain"])]
+    obs = obs[(obs["metric"] == "cAcc") | ((obs["metric"] == "aAcc") & (obs["eps"] == "0.02"))]
+    if obs.empty:
+        return []
+    frame = obs.assign(column=obs["metric"] + " " + obs["attack"]).pivot_table(
+        index="method", columns="column", values="value")
+    frame.index = [results.label(m) for m in frame.index]
+    out = request.out / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "table9.csv")
+    (out / "table9.md").write_text(frame.to_string())
+    return [out / "table9.csv", out / "table9.md"]
+
+
+ARTEFACTS.add("table9", Artefact("table9", "table", ("erm", "erm-ls"), render,
+                                 grids=(Grid(domains="0", first_dataset_only=True, attacks="pgd,signnoise"),)))
+'''
+
+
+def readme_plugin() -> str:
+    """The complete example plugin README shows (its first ```python block that registers a method)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    example = next(b for b in blocks if "register_method(" in b)
+    assert len(example.strip().splitlines()) <= 20
+    return example
+
+
+@pytest.fixture
+def plugins(tmp_path) -> dict[str, Path]:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    files = {"method": folder / "my_method.py", "attack": folder / "signnoise.py", "table": folder / "table9.py"}
+    files["method"].write_text(readme_plugin())
+    files["attack"].write_text(ATTACK_PLUGIN)
+    files["table"].write_text(TABLE_PLUGIN)
+    return files
+
+
+def test_plugin_method_attack_and_table_run_through_grid_workers_and_renderer(tmp_path, plugins):
+    package_files = {p: p.stat().st_mtime_ns for pkg in ("benchmark", "methods", "attacks") for p in
+                     (ROOT / pkg).rglob("*.py")}
+    results = tmp_path / "results"
+    argv = ["table9", "--plugins", ",".join(str(p) for p in plugins.values()), "--results-dir", str(results),
+            "--steps", "3", "--launcher", "processes", "--workers", "2"]
+    out = subprocess.run([sys.executable, "-m", "benchmark.reproduce", *argv], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "--methods erm,erm-ls" in out.stdout and "--attacks pgd,signnoise" in out.stdout
+    table = (results / "quick" / "tables" / "table9.csv").read_text()
+    assert "ERM + label smoothing" in table and "aAcc signnoise" in table and "aAcc pgd" in table
+    # the plugin's content is part of the keys of the jobs that use it, and of no other job
+    method_digest = __import__("hashlib").sha256(plugins["method"].read_bytes()).hexdigest()
+    trains = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "train").glob("*.json")]
+    by_method = {r["method"]: r["config"] for r in trains}
+    assert by_method["erm-ls"]["plugins"] == {"method:erm-ls": method_digest}
+    assert by_method["erm-ls"]["hparams"] == {"smoothing": 0.05}  # the quick profile's scaling of the plugin
+    assert "plugins" not in by_method["erm"]
+    evals = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "eval").glob("*.json")]
+    assert all(set(r["config"]["plugins"]) == {"attack:signnoise"} for r in evals) and len(evals) == 2
+    # the renderer alone, with the plugins, draws the plugin's table; the package is untouched
+    code = subprocess.run([sys.executable, "-m", "benchmark.render", "--plugins", ",".join(map(str, plugins.values())),
+                           "--results-dir", str(results), "--only", "table9,table1", "--methods", "erm,erm-ls"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert code.returncode == 0, code.stderr
+    assert "ERM + label smoothing" in (results / "quick" / "tables" / "table1.md").read_text()
+    assert {p: p.stat().st_mtime_ns for p in package_files} == package_files
+
+
+BAD_PLUGINS = {
+    "import_fails": ("import no_such_module_here\n", "ModuleNotFoundError: No module named 'no_such_module_here'"),
+    "syntax": ("def broken(:\n", "SyntaxError"),
+    "existing_name": ("from methods import Method, register_method\n\n"
+                      "@register_method('erm', display='mine')\nclass Mine(Method):\n"
+                      "    def loss(self, batch, step):\n        return 0, {}\n", "method 'erm' is registered twice"),
+    "not_a_method": ("from methods import register_method\n\n@register_method('mine', display='mine')\n"
+                     "class Mine:\n    pass\n", "breaks the method contract"),
+    "attack_contract": ("from attacks import register_attack\n\n@register_attack('mine', display='m', cost=1)\n"
+                        "def mine(model, images, labels):\n    return images\n", "breaks the attack contract"),
+    "registers_nothing": ("X = 1\n", "registers nothing"),
+    "half_registered": ("from methods import Method, register_method\n\n@register_method('half', display='h')\n"
+                        "class Half(Method):\n    def loss(self, batch, step):\n        return 0, {}\n\n"
+                        "raise RuntimeError('late failure')\n", "RuntimeError: late failure"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PLUGINS))
+def test_bad_plugin_is_one_error_line_naming_the_file_and_leaves_nothing(tmp_path, capsys, name):
+    source, expected = BAD_PLUGINS[name]
+    plugin = tmp_path / f"{name}.py"
+    plugin.write_text(source)
+    before = METHODS.names()
+    code = run.main(["--plugins", str(plugin), "--results-dir", str(tmp_path / "results"), "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: plugin {plugin}") and expected in err[0], err[0]
+    assert METHODS.names() == before  # nothing of the plugin stays registered
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_plugin_file_is_a_user_error(tmp_path):
+    from benchmark.plugins import load_plugins
+
+    with pytest.raises(UserError, match="no such Python file"):
+        load_plugins(str(tmp_path / "nope.py"))
