@@ -1,4 +1,5 @@
-"""Attack sanity on a small ERM cnn trained here: no gradient masking, budgets behave, PGD >= FGSM."""
+"""Attack sanity on a small ERM cnn (trained once per session, conftest): no gradient masking, budgets
+behave, PGD >= FGSM."""
 
 from __future__ import annotations
 
@@ -6,28 +7,20 @@ import pytest
 import torch
 
 from attacks import ATTACKS
-from attacks.sca.ddpm import DDPMConfig, train_ddpm
 from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
 from benchmark.evaluate import adversarial_accuracy, evaluate
-from benchmark.models import build_model
-from benchmark.train import accuracy, seed_everything, train
-from methods import METHODS
+from benchmark.train import accuracy
 
 EPS_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(erm_cnn_on_shapes):
+    """shapes, this module's copy of the session's quick ERM cnn (conftest) and its test batches."""
     bench = load_benchmark("shapes")
-    domain = bench.domains[0]
-    seed_everything(0)
-    model = build_model("cnn", bench.num_classes)
-    result = train(METHODS.get("erm")(model, {}), domain.train, domain.val, steps=150, batch_size=32, lr=2e-3,
-                   eval_every=50, seed=0, progress=False)
-    model.load_state_dict(result.best_state)
-    model.eval()
-    batches = list(iterate(domain.test, 200))
+    model = erm_cnn_on_shapes()
+    batches = list(iterate(bench.domains[0].test, 200))
     return bench, model, batches
 
 
@@ -58,10 +51,9 @@ def test_large_eps_drives_undefended_model_near_zero(trained):
 
 
 @pytest.fixture(scope="module")
-def ddpm(trained):
-    """A small, briefly trained DDPM for SCA (the real one is trained once per dataset and cached)."""
-    config = DDPMConfig(channels=(16, 32), steps=150, batch_size=32, lr=3e-3)
-    return train_ddpm(config, trained[0].domains[0].train, progress=False).diffusion
+def ddpm(ddpm_on_shapes):
+    """This module's copy of the session's small, briefly trained DDPM for SCA (conftest)."""
+    return ddpm_on_shapes()
 
 
 def test_evaluate_fills_every_metric(trained, ddpm):

@@ -1,13 +1,25 @@
-"""The command line, run as a user would: a subprocess. Bad input exits 2 with one line on stderr."""
+"""The command line. Bad input exits 2 with one line on stderr.
+
+Each subprocess costs seconds of importing torch, so only two tests start a real `python -m benchmark.run`:
+the end-to-end train/evaluate/resume run and one bad-input run (exit code 2 and one stderr line, with the
+CLI's own warnings formatter). The other cases call `benchmark.run.main(argv)` in this process, with
+warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+
+from benchmark import run
 
 RUN = [sys.executable, "-m", "benchmark.run"]
 
@@ -16,8 +28,39 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*RUN, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-def test_list_prints_every_registry():
-    out = run_cli("--list")
+def _show_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(run._one_line_warning(message, category, filename, lineno, line))
+
+
+@pytest.fixture
+def run_main(capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """`run_cli` in this process: main(argv)'s exit code and its captured stdout and stderr. Warnings reach
+    stderr as they would from `python -m benchmark.run` (fresh-interpreter filters, one line each), and the
+    python, numpy and torch RNGs are restored afterwards (a probe or a training seeds them)."""
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        capsys.readouterr()  # drop anything printed before the call
+        try:
+            with warnings.catch_warnings():
+                warnings.resetwarnings()
+                for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                    warnings.simplefilter("ignore", category)
+                warnings.filterwarnings("default", category=DeprecationWarning, module="benchmark.run")  # __main__
+                warnings.showwarning = _show_one_line
+                code = run.main(list(args))
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["benchmark.run", *args], code, out.out, out.err)
+
+    return call
+
+
+def test_list_prints_every_registry(run_main):
+    out = run_main("--list")
     assert out.returncode == 0
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
     assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles"}
@@ -70,22 +113,29 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
         (("--model", "vgg"), "unknown model 'vgg'; valid choices: cnn"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tmp_path, args, expected):
-    out = run_cli(*args, "--results-dir", str(tmp_path))
+def test_bad_input_exits_2_with_one_line(tmp_path, run_main, args, expected):
+    out = run_main(*args, "--results-dir", str(tmp_path))
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and expected in out.stderr, out.stderr
     assert not any(tmp_path.iterdir()), "nothing written"
 
 
-def test_missing_data_folder_exits_2_naming_the_path(tmp_path):
+def test_bad_input_exits_2_with_one_line_from_a_real_process(tmp_path):
+    out = run_cli("--methods", "nope", "--results-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "unknown method 'nope'; valid choices: erm" in out.stderr, out.stderr
+    assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_missing_data_folder_exits_2_naming_the_path(tmp_path, run_main):
     missing = tmp_path / "nowhere"
-    out = run_cli("--datasets", "vlcs", "--data-root", str(missing), "--results-dir", str(tmp_path / "r"))
+    out = run_main("--datasets", "vlcs", "--data-root", str(missing), "--results-dir", str(tmp_path / "r"))
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and str(missing) in out.stderr, out.stderr
     assert not (tmp_path / "r").exists()
 
 
-def test_corrupt_image_exits_2_naming_the_file(tmp_path):
+def test_corrupt_image_exits_2_naming_the_file(tmp_path, run_main):
     from benchmark.data.folders import VLCS
     from tests.test_folders import make_tree
 
@@ -93,7 +143,7 @@ def test_corrupt_image_exits_2_naming_the_file(tmp_path):
     bad = sorted((root / "VLCS" / "Caltech101" / "bird").iterdir())
     for path in bad:
         path.write_bytes(b"not an image")
-    out = run_cli("--datasets", "vlcs", "--domains", "Caltech101", "--data-root", str(tmp_path / "data"),
+    out = run_main("--datasets", "vlcs", "--domains", "Caltech101", "--data-root", str(tmp_path / "data"),
                   "--attacks", "none", "--steps", "3", "--results-dir", str(tmp_path / "r"))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()  # count warnings and a progress bar come before the error
@@ -102,8 +152,8 @@ def test_corrupt_image_exits_2_naming_the_file(tmp_path):
     assert not list((tmp_path / "r").rglob("*.json")), "no record of the failed job"
 
 
-def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
-    out = run_cli("--methods", "erm", "--datasets", "shapes,digits", "--seeds", "0,1", "--dry-run",
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, run_main):
+    out = run_main("--methods", "erm", "--datasets", "shapes,digits", "--seeds", "0,1", "--dry-run",
                   "--results-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate")

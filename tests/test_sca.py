@@ -16,11 +16,8 @@ from benchmark import diffusion
 from benchmark.data import iterate, load_benchmark
 from benchmark.models import build_model
 from benchmark.registry import UserError
-from benchmark.train import seed_everything, train
-from methods import METHODS
 
 TINY = DDPMConfig(channels=(8, 16), steps=3, batch_size=8)
-QUICK_TEST = DDPMConfig(channels=(16, 32), steps=150, batch_size=32, lr=3e-3)
 
 
 def _untrained(config: DDPMConfig = TINY, seed: int = 0) -> Diffusion:
@@ -142,15 +139,10 @@ def test_train_command_rejects_unknown_datasets(capsys) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(shapes) -> tuple[nn.Module, Diffusion]:
-    """A quick ERM cnn and a briefly trained small DDPM, both on the first domain of `shapes`."""
-    domain = shapes.domains[0]
-    seed_everything(0)
-    model = build_model("cnn", shapes.num_classes)
-    result = train(METHODS.get("erm")(model, {}), domain.train, domain.val, steps=150, batch_size=32, lr=2e-3,
-                   eval_every=50, seed=0, progress=False)
-    model.load_state_dict(result.best_state)
-    return model.eval(), train_ddpm(QUICK_TEST, domain.train, progress=False).diffusion
+def trained(erm_cnn_on_shapes, ddpm_on_shapes) -> tuple[nn.Module, Diffusion]:
+    """Copies of the session's quick ERM cnn and briefly trained small DDPM (conftest), both trained on the
+    first domain of `shapes`."""
+    return erm_cnn_on_shapes(), ddpm_on_shapes()
 
 
 def test_inversion_is_exact_with_a_trained_ddpm(shapes, trained) -> None:
