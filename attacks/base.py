@@ -56,6 +56,8 @@ class Attack:
     cost: float
     #: whether it takes `steps` (the evaluator passes the profile's attack_steps)
     takes_steps: bool
+    #: the module of its algorithm (eval records fingerprint its code: benchmark/fingerprint.py)
+    module: str
     resources: tuple[Resource, ...] = ()
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
@@ -161,7 +163,7 @@ def register_attack(name: str, *, display: str, cost: float, resources: tuple[Re
                 return body(model, x, y, eps, generator=generator, **params)
 
         run.__doc__, run.__name__ = body.__doc__, body.__name__
-        attack = Attack(name, run, display, float(cost), "steps" in names, tuple(resources))
+        attack = Attack(name, run, display, float(cost), "steps" in names, body.__module__, tuple(resources))
         ATTACKS.add(name, attack)
         return attack
 

@@ -38,6 +38,8 @@ class Profile:
     light_models: tuple[str, ...]  # lighter backbones EGAT is also trained on for Fig. 3
     #: what every method that trains on PGD takes instead of its declared training PGD (methods/base.py)
     training_pgd: dict[str, Any] = field(default_factory=dict)
+    #: the seeds a grid runs unless --seeds says otherwise (tables show mean ± SE and n over them)
+    seeds: tuple[int, ...] = (0, 1, 2)
 
     def train_settings(self) -> dict[str, Any]:
         """The settings that change what training produces (part of every train job's key)."""

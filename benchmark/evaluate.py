@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from attacks import ATTACKS, resources_of
+from attacks.base import ATTACKS, resources_of
+from attacks.pgd import pgd
 from benchmark.config import Profile
-from benchmark.data import Benchmark, iterate
+from benchmark.data.base import Benchmark, iterate
 from benchmark.explain import EXPLAINERS
 from benchmark.faithfulness import comprehensiveness_sufficiency
 from benchmark.models import Classifier
@@ -70,7 +71,7 @@ def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, 
     """Grad-CAM maps of the true class on the first test images, clean and under PGD (for Fig. 4)."""
     x, y = batch["x"][:HEATMAP_IMAGES], batch["y"][:HEATMAP_IMAGES]
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    x_adv = ATTACKS.get("pgd")(model, x, y, eps, generator=generator, steps=steps)
+    x_adv = pgd(model, x, y, eps, generator=generator, steps=steps)
     explain = EXPLAINERS.get(EVAL_EXPLAINER)
     with torch.no_grad():
         pred_clean, pred_adv = model(x).argmax(1), model(x_adv).argmax(1)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks import eval_mode
+from attacks.base import eval_mode
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
 

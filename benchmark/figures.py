@@ -41,9 +41,12 @@ def _colors(methods: Sequence[str]) -> dict[str, Any]:
 
 
 def _subtitle(results: Results) -> str:
-    if results.profile.name == "paper":
-        return "paper profile"
-    return f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"
+    """What produced the figure's numbers: the profile, and STALE records when they are included."""
+    text = "paper profile" if results.profile.name == "paper" else (
+        f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers")
+    if results.stale and results.allow_stale:
+        text += f"; STALE: includes {results.stale} records made by other code (--allow-stale)"
+    return text
 
 
 def _domain_mean(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

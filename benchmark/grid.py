@@ -16,7 +16,17 @@ import torch.nn.functional as F
 from attacks import ATTACKS
 from benchmark.config import Profile
 from benchmark.data import iterate, resolve_domains
-from benchmark.jobs import EvalJob, TrainJob, benchmark_for, make_train_job, new_method, resolve_device
+from benchmark.jobs import (
+    EvalJob,
+    TrainJob,
+    benchmark_for,
+    evaluated_current,
+    make_train_job,
+    new_method,
+    resolve_device,
+    trained_current,
+)
+from benchmark.numerics import job_numerics
 from benchmark.store import Store
 from benchmark.train import to_device, training_step
 
@@ -68,9 +78,9 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
     done, to_train, to_evaluate = [], [], []
     for job in jobs:
         store = Store(results_dir, job.train.profile.name)
-        if store.has("eval", job.key):
+        if evaluated_current(job, store):
             done.append(job)
-        elif store.trained(job.train.key):
+        elif trained_current(job.train, store):
             to_evaluate.append(job)
         else:
             to_train.append(job)
@@ -95,18 +105,13 @@ def _method_timings(store: Store) -> dict[str, tuple[float, float]]:
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
 
 
-def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto",
-                 threads: int | None = None) -> tuple[float, float]:
+def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") -> tuple[float, float]:
     """Measure a method here when no finished job can tell: (evaluation seconds per cost unit, training
     seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and one
-    input-gradient pass over a test batch, scaled to PGD over the whole test split. `threads`: the torch
-    threads a worker will have (default: this process's)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or previous)
-    try:
+    input-gradient pass over a test batch, scaled to PGD over the whole test split; under the numerics
+    every job runs with (one thread: benchmark/numerics.py)."""
+    with job_numerics(resolve_device(device)):
         return _probe(job, data_root, device)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, float]:
@@ -136,10 +141,10 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
 
 
 def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
-                     probe: bool = True, threads: int | None = None) -> tuple[float, list[str]]:
+                     probe: bool = True) -> tuple[float, list[str]]:
     """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method)
     in the store, scaled by training steps and by the number of attacks x eps. Methods with no finished
-    job are timed by `probe_timing` (with the workers' `threads`) on their first pending job (or, with
+    job are timed by `probe_timing` on their first pending job (or, with
     probe=False, left out); returns the total and the probed (or left-out) methods."""
     timings: dict[str, dict[str, tuple[float, float]]] = {}
     total, untimed = 0.0, set()
@@ -152,8 +157,7 @@ def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = No
             untimed.add(method)
             if not probe:
                 continue
-            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device,
-                                                         threads=threads)
+            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
         eval_per_unit, train_per_step = timings[profile.name][method]
         total += eval_per_unit * _attack_cost(job.attacks, job.eps)
         if needs_training:

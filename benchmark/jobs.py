@@ -20,7 +20,9 @@ from benchmark.config import Profile
 from benchmark.data import DATASETS, Benchmark, load_benchmark
 from benchmark.evaluate import evaluate
 from benchmark.explain import EXPLAINERS
+from benchmark.fingerprint import fingerprint, is_current
 from benchmark.models import MODELS, Classifier, build_model
+from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
 from benchmark.registry import Registry
 from benchmark.store import Store, content_key, versions
@@ -65,6 +67,12 @@ class TrainJob:
     def key(self) -> str:
         return content_key(self.config())
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The code that decides what this training produces: its method's, dataset's and model's modules, the
+        loop and the numeric settings, with everything they import (benchmark/fingerprint.py)."""
+        return fingerprint([METHODS.get(self.method).cls.__module__, DATASETS.get(self.dataset).load.__module__,
+                            MODELS.get(self.profile.model).__module__, "benchmark.train", "benchmark.numerics"])
+
 
 @dataclass(frozen=True, eq=False)
 class EvalJob:
@@ -86,6 +94,26 @@ class EvalJob:
     @property
     def key(self) -> str:
         return content_key(self.config())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The code that decides the metrics of a trained model: the evaluation, its attacks' modules, the
+        dataset's and the model's modules and the numeric settings, with everything they import."""
+        return fingerprint(["benchmark.evaluate", "benchmark.numerics", *(ATTACKS.get(a).module for a in self.attacks),
+                            DATASETS.get(self.train.dataset).load.__module__,
+                            MODELS.get(self.train.profile.model).__module__])
+
+
+def trained_current(job: TrainJob, store: Store) -> bool:
+    """Whether the job's training is done by the current code: record and checkpoint exist, fingerprint matches."""
+    return store.trained(job.key) and is_current(store.read("train", job.key).get("fingerprint"))
+
+
+def evaluated_current(job: EvalJob, store: Store) -> bool:
+    """Whether the job's eval record exists and it and its training are the current code's."""
+    if not (store.has("eval", job.key) and trained_current(job.train, store)):
+        return False
+    recorded = store.read("eval", job.key).get("fingerprint") or {}
+    return is_current(recorded.get("eval")) and is_current(recorded.get("train"))
 
 
 def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
@@ -131,17 +159,19 @@ def resolve_device(device: str) -> torch.device:
 
 def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
               progress: bool = True) -> dict[str, Any]:
-    """Train (unless its record exists), save the best checkpoint, then the train record."""
-    if store.trained(job.key):
+    """Train (unless the current code's record exists: a stale one is redone), save the best checkpoint, then
+    the train record, under the fixed numerics of every job (benchmark/numerics.py)."""
+    if trained_current(job, store):
         return store.read("train", job.key)
     profile = job.profile
     dev = resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
-    method = new_method(job, bench)
-    result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
-                   lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=dev,
-                   progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
+    with job_numerics(dev) as numerics:
+        method = new_method(job, bench)
+        result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
+                       lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=dev,
+                       progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
     store.save_checkpoint(job.key, result.best_state)
     record = {
         "kind": "train", "key": job.key, "profile": job.profile.name, "dataset": job.dataset,
@@ -150,7 +180,7 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
         "best_step": result.best_step, "best_val_acc": result.best_val_acc, "curve": result.curve,
         "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
         "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
-        "device": str(dev),
+        "device": str(dev), "numerics": numerics, "fingerprint": job.fingerprint(),
     }
     store.write(record)
     return record
@@ -158,8 +188,9 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
 
 def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str = "auto",
              progress: bool = True) -> dict[str, Any]:
-    """Evaluate a trained model (training it first if needed) and write the eval record."""
-    if store.has("eval", job.key):
+    """Evaluate a trained model (training it first if needed) and write the eval record; a record of other code
+    (stale fingerprint) is redone."""
+    if evaluated_current(job, store):
         return store.read("eval", job.key)
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress)
     bench = benchmark_for(job.train, data_root)
@@ -167,16 +198,17 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
     model.load_state_dict(store.load_checkpoint(job.train.key))
     dev = resolve_device(device)
     start = time.perf_counter()
-    metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
-                       profile=job.train.profile, seed=job.train.seed, device=dev,
-                       progress=progress)
+    with job_numerics(dev) as numerics:
+        metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
+                           profile=job.train.profile, seed=job.train.seed, device=dev, progress=progress)
     metrics["time_per_epoch_s"] = train_record["time_per_epoch_s"]
     record = {
         "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
         "dataset": job.train.dataset, "train_domain": job.train.domain, "method": job.train.method,
         "seed": job.train.seed, "config": {**job.config(), "train": job.train.config()},
         "versions": versions(), "data": bench.description, "metrics": metrics,
-        "eval_time_s": time.perf_counter() - start, "device": str(dev),
+        "eval_time_s": time.perf_counter() - start, "device": str(dev), "numerics": numerics,
+        "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},
     }
     store.write(record)
     return record

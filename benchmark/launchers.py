@@ -1,7 +1,8 @@
 """Launchers: how a list of eval jobs gets executed. All of them write to the same results store.
 
 - `local`: one after the other in this process.
-- `processes`: N worker processes on this machine, one torch thread each.
+- `processes`: N worker processes on this machine (each job runs with one intra-op thread, in every
+  launcher: benchmark/numerics.py, so that every launcher gives the same numbers).
 - `ray`: Ray tasks on a cluster (`--ray-address`) or on a local Ray instance started for the run.
 - `slurm`: a Slurm job array through submitit (`--slurm-partition`, `--slurm-gpus`, `--slurm-time`);
   `--slurm-local` runs the same submission on submitit's local executor (testing without a cluster).
@@ -56,13 +57,6 @@ def execute(job: EvalJob, options: LaunchOptions, progress: bool = False) -> str
     return job.key
 
 
-def _single_thread_worker() -> None:
-    """Worker initializer: one torch thread per process, so N workers use N cores without contention."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _progress(total: int, engine: str) -> tqdm:
     return tqdm(total=total, desc=f"jobs ({engine})", dynamic_ncols=True)
 
@@ -76,10 +70,10 @@ def launch_local(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
 
 @LAUNCHERS.register("processes")
 def launch_processes(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
-    """Run jobs in `workers` spawned processes (one torch thread each)."""
+    """Run jobs in `workers` spawned processes (each job sets its own threads: benchmark/numerics.py)."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context,
-                             initializer=_single_thread_worker) as pool, _progress(len(jobs), "processes") as bar:
+    with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context) as pool, \
+            _progress(len(jobs), "processes") as bar:
         for future in as_completed([pool.submit(execute, job, options) for job in jobs]):
             future.result()  # re-raises a worker's error (e.g. UserError) here
             bar.update()
@@ -99,7 +93,7 @@ def launch_ray(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
                  log_to_driver=False, configure_logging=False)
     try:
         gpus = 1 if options.device == "cuda" else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_execute)
+        task = ray.remote(num_cpus=1, num_gpus=gpus)(execute)
         pending = [task.remote(job, options) for job in jobs]
         with _progress(len(jobs), "ray") as bar:
             while pending:
@@ -109,11 +103,6 @@ def launch_ray(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
     finally:
         if started_here:
             ray.shutdown()
-
-
-def _ray_execute(job: EvalJob, options: LaunchOptions) -> str:
-    _single_thread_worker()
-    return execute(job, options)
 
 
 @LAUNCHERS.register("slurm")

@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action=argparse.BooleanOptionalAction, default=None,
                    help="print the published values beside ours (default: in the paper profile)")
     p.add_argument("--plugins", default="", help="comma list of plugin files (methods, attacks, artefacts, ...)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="include records made by code that differs from the current code (marked in every header)")
     return p
 
 
@@ -77,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods or ():
             if method not in catalog.methods:
                 raise UserError(f"unknown method {method!r}; valid choices: {', '.join(catalog.methods)}")
-        results = Results.load(args.results_dir, args.profile, catalog)
+        results = Results.load(args.results_dir, args.profile, catalog, allow_stale=args.allow_stale)
         if not results.runs:
-            print(f"warning: no eval records under {Path(args.results_dir) / args.profile / 'runs' / 'eval'}; "
-                  "tables and claims will be empty", file=sys.stderr)
+            where = Path(args.results_dir) / args.profile / "runs" / "eval"
+            why = (f"all {results.stale} eval records under {where} were made by code that differs from the current "
+                   "code (rerun the grid, or pass --allow-stale to show them marked STALE)") if results.stale else (
+                   f"no eval records under {where}")
+            print(f"warning: {why}; tables and claims will be empty", file=sys.stderr)
         written = render(results, Path(args.results_dir) / args.profile, only=only, methods=methods,
                          data_root=args.data_root, compare=args.compare)
     except UserError as err:

@@ -26,6 +26,7 @@ import pandas as pd
 from benchmark.artefacts import label
 from benchmark.catalog import Catalog
 from benchmark.config import PROFILES, Profile
+from benchmark.fingerprint import record_is_current
 from benchmark.reference import PAPER_DATASET_NAMES, PAPER_ROLES
 from benchmark.store import Store, eps_label
 
@@ -120,19 +121,28 @@ class Results:
     notes: list[str]
     obs: pd.DataFrame
     catalog: Catalog = field(default_factory=Catalog.builtin)
+    #: eval records made by code other than the current one (benchmark/fingerprint.py), and whether they are in
+    stale: int = 0
+    allow_stale: bool = False
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile,
-                     catalog: Catalog | None = None) -> Results:
-        """Results of these records under `profile`; `catalog` defaults to the built-in registries' one."""
+    def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile, catalog: Catalog | None = None,
+                     *, allow_stale: bool = False) -> Results:
+        """Results of these records under `profile`; `catalog` defaults to the built-in registries' one. Records
+        whose code fingerprint differs from the current code are left out unless `allow_stale`."""
         profile = PROFILES.get(profile) if isinstance(profile, str) else profile
-        runs, notes = merge_runs(r for r in records if r.get("kind", "eval") == "eval")
-        return cls(profile, runs, notes, observations(runs), catalog or Catalog.builtin())
+        evals = [r for r in records if r.get("kind", "eval") == "eval"]
+        current = [r for r in evals if record_is_current(r)]
+        runs, notes = merge_runs(evals if allow_stale else current)
+        return cls(profile, runs, notes, observations(runs), catalog or Catalog.builtin(), len(evals) - len(current),
+                   allow_stale)
 
     @classmethod
-    def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None) -> Results:
+    def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None, *,
+             allow_stale: bool = False) -> Results:
         """Read `<results_dir>/<profile>/runs/eval/*.json`."""
-        return cls.from_records(Store(results_dir, profile).records("eval"), profile, catalog)
+        return cls.from_records(Store(results_dir, profile).records("eval"), profile, catalog,
+                                allow_stale=allow_stale)
 
     def label(self, method: str, artefact: str | None = None) -> str:
         """A method's name in `artefact` (its own label there, else the method's display name)."""
@@ -200,6 +210,13 @@ class Results:
                 f"torch {_join(r.get('versions', {}).get('torch') for r in runs)}")
         lines.append("aggregation: mean ± standard error over seeds, SE = sample std (ddof=1) / sqrt(n), "
                      "shown when n > 1; n = seeds per cell; – = no record")
+        if self.stale and self.allow_stale:
+            lines.append(f"STALE: {self.stale} of the eval records were made by code that differs from the current "
+                         "code (benchmark/fingerprint.py) and are included because --allow-stale was given; the "
+                         "grid recomputes them")
+        elif self.stale:
+            lines.append(f"stale: {self.stale} eval records made by code that differs from the current code are left "
+                         "out (--allow-stale includes them; the grid recomputes them)")
         return lines
 
 

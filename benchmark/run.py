@@ -22,6 +22,7 @@ from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds,
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
+from benchmark.numerics import job_numerics
 from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
@@ -69,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="erm", help="comma list of methods, or all")
     p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, or none")
     p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
-    p.add_argument("--seeds", default="0", help="comma list of seeds")
+    p.add_argument("--seeds", default=None, help="comma list of seeds; default: the profile's (0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
     p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
     p.add_argument("--image-size", type=int, default=None, help="override the profile's input size (folder data)")
@@ -120,7 +121,7 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         datasets=datasets,
         domains=args.domains,
         methods=methods,
-        seeds=parse_seeds(args.seeds),
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else profile.seeds,
         attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True)),
         eps=parse_eps(args.eps) if args.eps is not None else profile.eps_grid,
         hparams=hparams,
@@ -152,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             load_dataset_for(dataset, args.data_root, selection.profile)
         plan = make_plan(jobs, args.results_dir)
         parallel = args.launcher == "processes" and args.workers > 1
-        seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device,
-                                           threads=1 if args.launcher == "processes" else None)
+        seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
               f"estimated {seconds / 60:.1f} min on one worker"
@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         if plan.pending and any(e > 0 for e in selection.eps):  # build resources once here, workers load them
             for resource in resources_of(selection.attacks):
                 for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):
-                    resource.provide(load_dataset_for(dataset, args.data_root, selection.profile),
-                                     device=resolve_device(args.device), progress=True)
+                    with job_numerics(resolve_device(args.device)):
+                        resource.provide(load_dataset_for(dataset, args.data_root, selection.profile),
+                                         device=resolve_device(args.device), progress=True)
         if plan.pending:
             launcher(plan.pending, LaunchOptions(
                 args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from benchmark.data import endless, iterate
+from benchmark.data.base import endless, iterate
 from benchmark.registry import UserError
-from methods import Method
+from methods.base import Method
 
 
 def seed_everything(seed: int) -> None:

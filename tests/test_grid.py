@@ -41,6 +41,6 @@ def test_methods_without_finished_jobs_are_probed_or_listed(tmp_path):
     job = EvalJob(make_train_job(QUICK, "shapes", "studio", "sgdrop", 0), ("pgd",), (0.02,))
     assert estimate_seconds(Plan([], [job], []), str(tmp_path), probe=False) == (0.0, ["sgdrop"])
     threads = torch.get_num_threads()
-    seconds, probed = estimate_seconds(Plan([], [job], []), str(tmp_path), threads=1)
+    seconds, probed = estimate_seconds(Plan([], [job], []), str(tmp_path))
     assert probed == ["sgdrop"] and seconds > 0
-    assert torch.get_num_threads() == threads  # the probe ran with the workers' threads, then restored ours
+    assert torch.get_num_threads() == threads  # the probe ran with the jobs' numerics, then restored ours

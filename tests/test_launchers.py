@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import torch
 
 from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs, make_plan
@@ -27,17 +28,32 @@ def tiny_grid() -> list:
 
 
 def metrics_by_key(results_dir) -> dict:
-    """Every eval record's metrics except the measured training time, which differs run to run."""
-    records = Store(results_dir, "quick").records("eval")
-    return {r["key"]: {k: v for k, v in r["metrics"].items() if k != "time_per_epoch_s"} for r in records}
+    """Every eval record's metrics except the measured training time (it differs run to run), with the numeric
+    settings and the code fingerprint it records, and its training's best step and validation accuracy."""
+    store = Store(results_dir, "quick")
+    found = {}
+    for r in store.records("eval"):
+        train = store.read("train", r["train_key"])
+        found[r["key"]] = {"metrics": {k: v for k, v in r["metrics"].items() if k != "time_per_epoch_s"},
+                           "numerics": r["numerics"], "fingerprint": r["fingerprint"],
+                           "train": (train["best_step"], train["best_val_acc"], train["curve"], train["numerics"])}
+    return found
 
 
 @pytest.fixture(scope="module")
 def local_metrics(tmp_path_factory):
+    """The grid through `local` in this process, with torch's threads set to 2 as a user's default would be:
+    the job itself fixes its numerics (benchmark/numerics.py), and restores this process's threads."""
     results = tmp_path_factory.mktemp("local")
-    LAUNCHERS.get("local")(tiny_grid(), LaunchOptions(str(results), None, "cpu"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        LAUNCHERS.get("local")(tiny_grid(), LaunchOptions(str(results), None, "cpu"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     metrics = metrics_by_key(results)
-    assert len(metrics) == 2
+    assert len(metrics) == 2 and all(m["numerics"]["threads"] == 1 for m in metrics.values())
     return metrics
 
 
@@ -64,7 +80,7 @@ def test_slurm_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
     args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "all",
-            "--attacks", "none", "--steps", "40", "--results-dir", str(tmp_path)]
+            "--attacks", "none", "--steps", "40", "--seeds", "0", "--results-dir", str(tmp_path)]
     evals = tmp_path / "quick" / "runs" / "eval"
     grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300

@@ -23,7 +23,7 @@ from torch.utils.data import ConcatDataset
 
 from attacks.base import Resource
 from attacks.sca.ddpm import DDPMConfig, Diffusion, train_ddpm
-from benchmark.data import Benchmark, cache_dir
+from benchmark.data.base import Benchmark, cache_dir
 from benchmark.registry import UserError
 from benchmark.store import atomic_write_bytes, content_key
 

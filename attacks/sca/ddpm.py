@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from attacks.sca.unet import UNet
-from benchmark.data import endless
+from benchmark.data.base import endless
 from benchmark.registry import UserError
 
 

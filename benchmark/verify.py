@@ -1,0 +1,147 @@
+"""Re-run recorded jobs from scratch and compare every metric: can a reader reproduce these numbers?
+
+Usage: python -m benchmark.verify [--profile quick] [--results-dir results] [--sample N | --jobs KEY,...]
+                                  [--seed 0] [--data-root DIR] [--device cpu] [--plugins FILE,...]
+
+Each chosen eval record's job is rebuilt from the record's own configuration (profile settings,
+dataset, domain, method, hyperparameters, seed, attacks, eps), trained and evaluated in a temporary
+store with the current code, and every metric is compared exactly (the measured training time
+aside), as are the training's best step and validation accuracy. The rebuilt job must have the
+record's key: when the current code gives the configuration another identity (a version bump), that
+is reported as a difference. Prints "N of N identical" and exits 0, or names each differing metric
+and exits 1; bad input (an empty store, an unknown key, --sample < 1) exits 2 with one line.
+`--sample N` takes N records at random (seeded by --seed) from the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import tempfile
+from dataclasses import replace
+from typing import Any
+
+from benchmark.config import PROFILES
+from benchmark.jobs import EvalJob, TrainJob, run_eval
+from benchmark.plugins import load_plugins
+from benchmark.registry import UserError, report
+from benchmark.store import Store
+
+#: metrics that are measurements of this machine, not results
+MEASURED = ("time_per_epoch_s",)
+#: train record fields compared beside the metrics
+TRAIN_FIELDS = ("best_step", "best_val_acc")
+PROFILE_FIELDS = ("model", "pretrained", "image_size", "steps", "batch_size", "lr", "eval_every", "dropout")
+
+
+def rebuild(record: dict[str, Any]) -> EvalJob:
+    """The eval job a record describes, from its configuration alone."""
+    config, train = record["config"], record["config"]["train"]
+    profile = replace(PROFILES.get(record["profile"]), **{k: train[k] for k in PROFILE_FIELDS},
+                      attack_steps=config["attack_steps"], faithfulness_images=config["faithfulness_images"])
+    job = TrainJob(profile, train["dataset"], train["domain"], train["method"], train["seed"], train["hparams"])
+    return EvalJob(job, tuple(config["attacks"]), tuple(config["eps"]))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as {"a.b.c": leaf}."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+ABSENT = object()
+
+
+def _short(value: Any) -> str:
+    text = "(absent)" if value is ABSENT else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def differences(recorded: dict[str, Any], recorded_train: dict[str, Any] | None, now: dict[str, Any],
+                now_train: dict[str, Any]) -> list[str]:
+    """Each metric (and training field) whose value differs, as `name: recorded X, now Y`."""
+    old = {k: v for k, v in flatten(recorded["metrics"]).items() if k.split(".")[0] not in MEASURED}
+    new = {k: v for k, v in flatten(now["metrics"]).items() if k.split(".")[0] not in MEASURED}
+    if recorded_train is not None:
+        old.update({f"train.{f}": recorded_train.get(f) for f in TRAIN_FIELDS})
+        new.update({f"train.{f}": now_train.get(f) for f in TRAIN_FIELDS})
+    return [f"{name}: recorded {_short(old.get(name, ABSENT))}, now {_short(new.get(name, ABSENT))}"
+            for name in sorted(set(old) | set(new)) if not _same(old.get(name, ABSENT), new.get(name, ABSENT))]
+
+
+def choose(records: list[dict[str, Any]], *, sample: int, jobs: list[str] | None, seed: int) -> list[dict[str, Any]]:
+    """The records to verify: the named keys, or `sample` of them drawn with `seed`."""
+    by_key = {r["key"]: r for r in records}
+    if jobs:
+        for key in jobs:
+            if key not in by_key:
+                shown = ", ".join(sorted(by_key)[:8]) + (f", ... ({len(by_key)} in all)" if len(by_key) > 8 else "")
+                raise UserError(f"unknown job key {key!r}; valid choices: {shown}")
+        return [by_key[k] for k in dict.fromkeys(jobs)]
+    if sample < 1:
+        raise UserError(f"--sample must be >= 1, got {sample}")
+    keys = sorted(by_key)
+    return [by_key[k] for k in sorted(random.Random(seed).sample(keys, min(sample, len(keys))))]
+
+
+def verify(records: list[dict[str, Any]], store: Store, *, data_root: str | None, device: str) -> list[list[str]]:
+    """Re-run each record's job in a fresh temporary store; its differences (empty: identical), in order."""
+    found = []
+    for record in records:
+        job = rebuild(record)
+        if job.key != record["key"]:
+            found.append([f"key: recorded {record['key']}, the current code gives {job.key} (its configuration "
+                          "changed, e.g. a code or data version bump)"])
+            continue
+        with tempfile.TemporaryDirectory(prefix="egat-verify-") as tmp:
+            fresh = Store(tmp, record["profile"])
+            now = run_eval(job, fresh, data_root=data_root, device=device, progress=False)
+            now_train = fresh.read("train", job.train.key)
+        recorded_train = store.read("train", job.train.key) if store.has("train", job.train.key) else None
+        found.append(differences(record, recorded_train, now, now_train))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.verify", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--sample", type=int, default=1, help="how many eval records to re-run (random, seeded)")
+    p.add_argument("--jobs", default=None, help="comma list of eval record keys to re-run instead")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --sample draw")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--plugins", default="")
+    args = p.parse_args(argv)
+    try:
+        load_plugins(args.plugins)
+        PROFILES.get(args.profile)
+        store = Store(args.results_dir, args.profile)
+        records = store.records("eval")
+        if not records:
+            raise UserError(f"no eval records under {store.root / 'runs' / 'eval'}; nothing to verify")
+        keys = [k.strip() for k in args.jobs.split(",") if k.strip()] if args.jobs else None
+        chosen = choose(records, sample=args.sample, jobs=keys, seed=args.seed)
+        found = verify(chosen, store, data_root=args.data_root, device=args.device)
+    except UserError as err:
+        return report(err)
+    for record, diffs in zip(chosen, found, strict=True):
+        where = f"{record['key']} {record['method']} {record['dataset']}/{record['train_domain']} seed {record['seed']}"
+        print(f"{where}: " + ("identical" if not diffs else f"{len(diffs)} differ"))
+        for line in diffs:
+            print(f"  {line}")
+    identical = sum(not d for d in found)
+    print(f"{identical} of {len(found)} identical")
+    sys.stdout.flush()
+    return 0 if identical == len(found) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Stale results: a record made by other code is recomputed by the grid and left out of the tables; comments and
+docstrings alone never make a record stale."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+
+from benchmark.config import PROFILES
+from benchmark.fingerprint import fingerprint, is_current, normalize, record_is_current
+from benchmark.grid import Selection, build_jobs, make_plan
+from benchmark.jobs import run_eval
+from benchmark.results import Results
+from benchmark.store import Store
+
+PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8)
+
+CODE = '''"""A module."""
+
+def f(x):
+    """Double x."""
+    return 2 * x  # twice
+'''
+
+
+def test_comments_docstrings_and_blank_lines_do_not_change_the_normalized_code():
+    edited = CODE.replace("Double x.", "Twice x, documented better.").replace("# twice", "# times two")
+    edited = edited.replace('"""A module."""', '"""A module with\\na longer docstring."""') + "\n\n# the end\n"
+    assert normalize(edited) == normalize(CODE)
+    assert normalize(CODE.replace("2 * x", "3 * x")) != normalize(CODE)
+    assert normalize(CODE.replace("def f(x):", "def f(y):").replace("2 * x", "2 * y")) != normalize(CODE)
+
+
+def test_fingerprint_covers_what_the_roots_import():
+    fp = fingerprint(["methods.egat", "egat_bench_plugin_something"])  # a plugin module is not a package root
+    assert fp["roots"] == ["methods.egat"] and is_current(fp)
+    assert not is_current({**fp, "digest": "0" * 16}) and not is_current(None) and not is_current({"roots": []})
+    assert not is_current({**fp, "roots": ["methods.removed_module"]})
+
+
+def _one_job():
+    return build_jobs(Selection(profile=PROFILE, datasets=("shapes",), domains="0", methods=("erm",), seeds=(0,),
+                                attacks=("fgsm",), eps=(0.02,)))
+
+
+def test_grid_recomputes_stale_records_and_tables_leave_them_out(tmp_path):
+    (job,) = _one_job()
+    store = Store(tmp_path, "quick")
+    record = run_eval(job, store, data_root=None, device="cpu", progress=False)
+    assert record_is_current(record) and record["numerics"]["threads"] == 1
+    assert make_plan([job], str(tmp_path)).done == [job]
+    results = Results.from_records([record], PROFILE)
+    assert len(results.runs) == 1 and results.stale == 0
+
+    stale = copy.deepcopy(record)
+    stale["fingerprint"]["eval"]["digest"] = "0" * 16  # as if made by other evaluation code
+    store.write(stale)
+    plan = make_plan([job], str(tmp_path))
+    assert plan.to_evaluate == [job] and not plan.done  # the training is current: only the evaluation is redone
+    hidden = Results.from_records([stale], PROFILE)
+    assert hidden.runs == [] and hidden.stale == 1
+    assert any(line.startswith("stale: 1 eval records") for line in hidden.header([]))
+    shown = Results.from_records([stale], PROFILE, allow_stale=True)
+    assert len(shown.runs) == 1 and any(line.startswith("STALE: 1 of the eval records") for line in shown.header([]))
+
+    redone = run_eval(job, store, data_root=None, device="cpu", progress=False)
+    assert record_is_current(redone) and redone["metrics"] == record["metrics"]
+    train = json.loads(store.record_path("train", job.train.key).read_text())
+    train["fingerprint"]["digest"] = "0" * 16  # other training code: everything is redone
+    store.write(train)
+    assert make_plan([job], str(tmp_path)).to_train == [job]

@@ -1,0 +1,77 @@
+"""benchmark.verify re-runs recorded jobs from scratch: identical records pass, a hand-edited metric is named,
+bad input is one error line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmark import verify
+from benchmark.config import PROFILES
+from benchmark.grid import Selection, build_jobs
+from benchmark.jobs import run_eval
+from benchmark.store import Store
+
+#: the test's own small profile (3 training steps, a few images for Comp / Suff): the check is exact, the job cheap
+PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    results = tmp_path_factory.mktemp("verify")
+    jobs = build_jobs(Selection(profile=PROFILE, datasets=("shapes",), domains="0,1", methods=("erm",), seeds=(0,),
+                                attacks=("fgsm",), eps=(0.02,)))
+    store = Store(results, "quick")
+    for job in jobs:
+        run_eval(job, store, data_root=None, device="cpu", progress=False)
+    return store
+
+
+def test_verify_reproduces_a_fresh_store(store, capsys):
+    assert verify.main(["--results-dir", str(store.root.parent), "--sample", "2"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "2 of 2 identical"
+
+
+def test_verify_names_a_metric_edited_by_hand(store, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(store.root, tmp_path / "quick")
+    path = sorted((tmp_path / "quick" / "runs" / "eval").glob("*.json"))[0]
+    record = json.loads(path.read_text())
+    record["metrics"]["aAcc"]["fgsm"]["0.02"] += 0.25
+    path.write_text(json.dumps(record))
+    code = verify.main(["--results-dir", str(tmp_path), "--jobs", record["key"]])
+    out = capsys.readouterr().out
+    assert code == 1 and "0 of 1 identical" in out
+    assert f"aAcc.fgsm.0.02: recorded {record['metrics']['aAcc']['fgsm']['0.02']!r}" in out
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--sample", "0"], "error: --sample must be >= 1, got 0"),
+    (["--jobs", "nope"], "error: unknown job key 'nope'; valid choices: "),
+])
+def test_bad_input_is_one_error_line(store, capsys, args, expected):
+    assert verify.main(["--results-dir", str(store.root.parent), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected)
+
+
+def test_empty_store_is_an_error_from_the_command_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmark.verify", "--results-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: no eval records under {tmp_path / 'quick' / 'runs' / 'eval'}; nothing to verify"]
+
+
+def test_verify_a_committed_job():
+    """tests/fixtures/verify holds one cheap job's records, committed (regenerate them, when a change is meant to
+    alter numbers, with: python -m benchmark.run --methods erm --datasets shapes --domains studio --seeds 0
+    --steps 3 --attacks fgsm --eps 0.02 --results-dir tests/fixtures/verify)."""
+    committed = ROOT / "tests" / "fixtures" / "verify"
+    assert verify.main(["--results-dir", str(committed), "--sample", "1"]) == 0
