@@ -75,8 +75,7 @@ class _ResidualBlock(nn.Module):
 
 
 def _small_resnet(num_classes: int, width: int, pretrained: bool, dropout: float, name: str) -> Classifier:
-    if pretrained:
-        raise UserError(f"model {name!r} has no pretrained weights; use --pretrained only with torchvision models")
+    """The small cnn; `pretrained` loads the backbone of its synthetic pretraining (benchmark/pretrain.py)."""
     backbone = nn.Sequential(
         nn.Conv2d(3, width, 3, 2, 1, bias=False),  # 32x32 -> 16x16 at once: most of the speed on a CPU
         nn.BatchNorm2d(width),
@@ -84,12 +83,20 @@ def _small_resnet(num_classes: int, width: int, pretrained: bool, dropout: float
         _ResidualBlock(width, width, 1),
         _ResidualBlock(width, 2 * width, 2),
     )
-    return Classifier(backbone, 2 * width, num_classes, dropout)
+    model = Classifier(backbone, 2 * width, num_classes, dropout)
+    if pretrained:
+        from benchmark.pretrain import pretrained_backbone_state  # lazily: the corpus code is needed only here
+
+        # Every key but the head's must match; the head keeps its fresh initialization for this dataset.
+        head = {k: v for k, v in model.state_dict().items() if k.startswith("fc.")}
+        model.load_state_dict({**pretrained_backbone_state(name), **head}, strict=True)
+    return model
 
 
 @MODELS.register("cnn")
 def small_cnn(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
-    """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8."""
+    """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8. `pretrained`:
+    the backbone pretrained on benchmark/pretrain.py's synthetic corpus (the role of ImageNet weights)."""
     return _small_resnet(num_classes, 32, pretrained, dropout, "cnn")
 
 

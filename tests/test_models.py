@@ -53,8 +53,3 @@ def test_imagenet_weights_load_from_the_local_torch_cache(tmp_path, monkeypatch)
     torch.save(reference.state_dict(), path)
     model = build_model("mobilenet_v2", 5, pretrained=True)
     torch.testing.assert_close(model.backbone[0][0].weight, reference.features[0][0].weight)
-
-
-def test_cnn_has_no_pretrained_weights():
-    with pytest.raises(UserError, match="no pretrained weights"):
-        build_model("cnn", 5, pretrained=True)
