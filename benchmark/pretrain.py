@@ -83,7 +83,8 @@ class PretrainConfig:
         return asdict(self)
 
 
-#: the default pretraining: on a shared 2-core machine with one torch thread the `cnn` takes about 3 minutes
+#: the default pretraining, measured with one torch thread on a shared 2-core machine: cnn 160 s (+10 s corpus),
+#: 97% train / 90% held-out accuracy on the corpus; cnn_small 75 s, 86% / 80%
 DEFAULT_CONFIG = PretrainConfig()
 
 
