@@ -6,6 +6,7 @@
 #                                       (a plugin's artefact too: ./reproduce.sh NAME --plugins FILE)
 #   ./reproduce.sh run [run flags]      the grid: python -m benchmark.run [flags] (e.g. --methods erm,egat)
 #   ./reproduce.sh samples              PNG grids of the built-in benchmarks in results/
+#   ./reproduce.sh cards [--workers N]  the built-in benchmarks' cards in results/cards/ (data + reference models)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,6 +41,12 @@ case "$target" in
         ensure_venv
         "$VENV/bin/python" -m benchmark.run "$@"
         ;;
+    cards)
+        ensure_venv
+        for dataset in shapes digits; do
+            "$VENV/bin/python" -m benchmark.data.card --dataset "$dataset" --out results/cards "$@"
+        done
+        ;;
     samples)
         ensure_venv
         for dataset in shapes digits; do
@@ -47,7 +54,7 @@ case "$target" in
         done
         ;;
     ""|-h|--help)
-        echo "usage: ./reproduce.sh table1|table2|table3|table4|fig2|fig3|fig4|claims|all|test|run|samples [flags]" >&2
+        echo "usage: ./reproduce.sh table1|table2|table3|table4|fig2|fig3|fig4|claims|all|test|run|samples|cards [flags]" >&2
         exit 2
         ;;
     *)  # an artefact: benchmark.reproduce names the valid ones when it is unknown

@@ -1,6 +1,8 @@
 """Evaluation of a trained model: clean and out-of-domain accuracy, attacks x eps, Comp / Suff.
 
 - cAcc: accuracy on the training domain's test split (Table I).
+- cAcc_cue_free: accuracy on the test split's cue-free twins (built-in benchmarks: the same objects with the
+  spurious cue drawn independently of the class), the direct measure of reliance on the object.
 - ood_cAcc: accuracy on every other domain, whole (Table II).
 - aAcc[attack][eps]: accuracy on the test split under each attack at each eps (Table I uses PGD-10
   at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
@@ -99,6 +101,8 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
     batch_size = profile.eval_batch_size
     metrics: dict = {
         "cAcc": accuracy(model, domain.test, batch_size=batch_size, device=device),
+        **({} if domain.cue_free is None else {
+            "cAcc_cue_free": accuracy(model, domain.cue_free, batch_size=batch_size, device=device)}),
         "ood_cAcc": {other.name: accuracy(model, other.full, batch_size=batch_size, device=device)
                      for other in bench.domains if other.name != train_domain},
     }

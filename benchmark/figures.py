@@ -205,14 +205,17 @@ def heatmap_runs(results: Results, methods: Sequence[str] | None = None) -> dict
 
 
 def _images(dataset: str, domain: str, indices: Sequence[int], *, data_root: str | None,
-            image_size: int | None) -> tuple[list[np.ndarray], tuple[str, ...]] | None:
-    """Test images (H, W, 3 in [0, 1]) and class names, or None when the data cannot be loaded (the data
-    package is imported here only: drawing the other figures needs no torch)."""
+            image_size: int | None, data: str) -> tuple[list[np.ndarray], tuple[str, ...]] | None:
+    """Test images (H, W, 3 in [0, 1]) and class names, or None when the data cannot be loaded or is not the
+    data the records were made on (`data`: their description; another generator's images would not be the
+    ones their maps explain). The data package is imported here only: the other figures need no torch."""
     from benchmark.data import load_benchmark
 
     try:
         bench = load_benchmark(dataset, data_root=data_root, image_size=image_size)
     except (UserError, OSError):
+        return None
+    if bench.description != data:
         return None
     test = bench.domain(domain).test
     return [test[i]["x"].permute(1, 2, 0).numpy() for i in indices], bench.classes
@@ -230,7 +233,8 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     dataset, domain = first["dataset"], first["train_domain"]
     common = [i for i in first["metrics"]["heatmaps"]["indices"]
               if all(i in r["metrics"]["heatmaps"]["indices"] for r in chosen.values())][:n_images]
-    loaded = _images(dataset, domain, common, data_root=data_root, image_size=results.profile.image_size)
+    loaded = _images(dataset, domain, common, data_root=data_root, image_size=results.profile.image_size,
+                     data=first.get("data", ""))
     images, classes = loaded if loaded is not None else (None, None)
     eps = first["metrics"]["heatmaps"].get("eps", results.profile.table_eps)
     fig, axes = plt.subplots(2 * len(common), 1 + len(methods), figsize=(1.9 * (1 + len(methods)),
@@ -251,7 +255,8 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] | None 
             elif images is not None:
                 ax.imshow(images[k])
             else:
-                ax.text(0.5, 0.5, "image unavailable\n(pass --data-root)", ha="center", va="center", fontsize=7,
+                ax.text(0.5, 0.5, "image unavailable\n(--data-root, or the\nrecords' data differs)", ha="center",
+                        va="center", fontsize=7,
                         transform=ax.transAxes)
             label = first["metrics"]["heatmaps"]["label"][first["metrics"]["heatmaps"]["indices"].index(index)]
             ax.set_ylabel(f"test #{index}: {name(label)}\n{title}", fontsize=8)

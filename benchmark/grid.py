@@ -6,7 +6,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from statistics import median_high
 
@@ -118,7 +118,7 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
     profile, dev = job.profile, resolve_device(device)
     bench = benchmark_for(job, data_root)
     domain = bench.domain(job.domain)
-    method = new_method(job, bench)
+    method = new_method(replace(job, profile=replace(profile, pretrained=False)), bench)  # timing, not weights
     model = method.model.to(dev)
     method.extra.to(dev)
     optimizer = torch.optim.Adam(method.parameters(), lr=profile.lr)

@@ -12,7 +12,7 @@ classes) is cached once per (model, image size, PretrainConfig, PRETRAIN_VERSION
 pretrain once, with a JSON sidecar of the cost and the corpus accuracy. Bump PRETRAIN_VERSION when
 the corpus or the pretraining changes what it produces.
 
-    python -m benchmark.pretrain [--model cnn] [--threads N]
+    python -m benchmark.pretrain [--model cnn]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from benchmark.data.base import cache_dir
 from benchmark.models import build_model
+from benchmark.numerics import job_numerics
 from benchmark.registry import UserError, report
 from benchmark.store import atomic_write_bytes, content_key
 
@@ -370,10 +371,15 @@ def pretrain(model: str, config: PretrainConfig, *, image_size: int = 32, progre
 
 # --- cache ------------------------------------------------------------------------------------------------
 
+def pretrain_identity(model: str, *, image_size: int = 32, config: PretrainConfig | None = None) -> dict:
+    """What determines the pretrained backbone: part of the cache key, and of the keys of jobs that start from it."""
+    config = config or DEFAULT_CONFIG
+    return {"model": model, "image_size": image_size, "pretrain": config.as_dict(), "version": PRETRAIN_VERSION}
+
+
 def pretrained_path(model: str, *, image_size: int = 32, config: PretrainConfig | None = None) -> Path:
     """Where the pretrained backbone of `model` is cached (the name carries its content key)."""
-    config = config or DEFAULT_CONFIG
-    identity = {"model": model, "image_size": image_size, "pretrain": config.as_dict(), "version": PRETRAIN_VERSION}
+    identity = pretrain_identity(model, image_size=image_size, config=config)
     return cache_dir() / "pretrained" / f"{model}-{content_key(identity)}.pt"
 
 
@@ -400,7 +406,8 @@ def pretrained_backbone_state(model: str, *, image_size: int = 32, progress: boo
     with _locked(path.with_suffix(".lock")):
         if not path.is_file():
             print(f"pretraining {model} on the synthetic corpus (once; cached as {path})", file=sys.stderr)
-            result = pretrain(model, config, image_size=image_size, progress=progress)
+            with job_numerics():  # the jobs' numeric settings: the same weights whoever pretrains them first
+                result = pretrain(model, config, image_size=image_size, progress=progress)
             state = {k: v for k, v in result.model.state_dict().items() if not k.startswith("fc.")}
             buffer = io.BytesIO()
             torch.save(state, buffer)
@@ -421,10 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Pretrain a quick-profile cnn on the synthetic corpus (cached).")
     parser.add_argument("--model", default="cnn", choices=PRETRAINABLE)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
         pretrained_backbone_state(args.model, image_size=args.image_size)

@@ -98,7 +98,8 @@ def observations(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
         cells += [(other, "cAcc", "", "", value) for other, value in m.get("ood_cAcc", {}).items()]
         cells += [(own, "aAcc", attack, eps, value) for attack, by_eps in m.get("aAcc", {}).items()
                   for eps, value in by_eps.items()]
-        cells += [(own, metric, "", "", m.get(metric)) for metric in ("Comp", "Suff", "time_per_epoch_s")]
+        cells += [(own, metric, "", "", m.get(metric))
+                  for metric in ("cAcc_cue_free", "Comp", "Suff", "time_per_epoch_s")]
         rows += [(r["dataset"], own, test, r["method"], _model(r), r["seed"], metric, attack, eps, float(value))
                  for test, metric, attack, eps, value in cells if value is not None]
     return pd.DataFrame(rows, columns=OBS_COLUMNS)

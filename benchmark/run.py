@@ -24,6 +24,7 @@ from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
 from benchmark.numerics import job_numerics
 from benchmark.plugins import load_plugins
+from benchmark.pretrain import PRETRAINABLE, pretrained_backbone_state
 from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
 from methods import METHODS
@@ -75,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
     p.add_argument("--image-size", type=int, default=None, help="override the profile's input size (folder data)")
     p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
+    p.add_argument("--no-pretrained", action="store_true",
+                   help="train from random weights instead of the profile's pretrained ones (part of the job key)")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
     p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
@@ -104,6 +107,8 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     if args.model is not None:
         MODELS.get(args.model)
         profile = replace(profile, model=args.model)
+    if args.no_pretrained:
+        profile = replace(profile, pretrained=False)
     if args.image_size is not None:
         if args.image_size < 8:
             raise UserError(f"--image-size must be >= 8, got {args.image_size}")
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                  if probed else ""))
         if args.dry_run:
             return 0
+        if plan.pending and selection.profile.pretrained and selection.profile.model in PRETRAINABLE:
+            with job_numerics(resolve_device(args.device)):  # pretrain once here, the workers load the cache
+                pretrained_backbone_state(selection.profile.model)
         if plan.pending and any(e > 0 for e in selection.eps):  # build resources once here, workers load them
             for resource in resources_of(selection.attacks):
                 for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):

@@ -1,13 +1,14 @@
-"""Training environments for IRM and DM-ADA: real domains, or two pseudo-environments for one domain.
+"""Training environments for IRM and DM-ADA: the data's own, or two pseudo-environments for one domain.
 
-Both methods need several environments (domains) in a batch. When a batch mixes several domains
-(`batch["domain"]` takes several values) each domain is an environment, in increasing domain id,
-labelled by its domain id. Every job of this benchmark trains on a single domain, so the usual case
-is one domain; then the environments are the batch itself (environment 0) and a photometrically
-shifted copy of it (environment 1): per image, brightness, contrast and saturation factors drawn
-uniformly from [1 - s, 1 + s] and applied in that order, each result clamped to [0, 1]
-(torchvision's ColorJitter formulas without the hue term, in a fixed order; s = 0.3 is DomainBed's
-augmentation strength).
+Both methods need several environments in a batch. The built-in benchmarks' training splits are made
+of two environments whose spurious cue agrees with the class at different rates (the batch's `env`):
+each environment in the batch is one, in increasing id. Otherwise, when a batch mixes several domains
+(`batch["domain"]` takes several values), each domain is an environment, labelled by its domain id.
+A folder dataset's batch has one domain and no environments; then the environments are the batch
+itself (environment 0) and a photometrically shifted copy of it (environment 1): per image,
+brightness, contrast and saturation factors drawn uniformly from [1 - s, 1 + s] and applied in that
+order, each result clamped to [0, 1] (torchvision's ColorJitter formulas without the hue term, in a
+fixed order; s = 0.3 is DomainBed's augmentation strength).
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ def photometric_shift(x: Tensor, strength: float) -> Tensor:
 
 
 def environments(batch: dict[str, Tensor], shift_strength: float) -> list[Environment]:
-    """One environment per domain in the batch, or the batch and its shifted copy when it has one domain."""
-    x, y, domain = batch["x"], batch["y"], batch["domain"]
-    ids = torch.unique(domain).tolist()
-    if len(ids) > 1:
-        return [Environment(x[domain == d], y[domain == d], d) for d in ids]
+    """The data's environments in the batch, else one per domain, else the batch and its shifted copy."""
+    x, y = batch["x"], batch["y"]
+    for key in ("env", "domain"):
+        labels = batch.get(key)
+        if labels is not None and len(ids := torch.unique(labels).tolist()) > 1:
+            return [Environment(x[labels == i], y[labels == i], i) for i in ids]
     return [Environment(x, y, 0), Environment(photometric_shift(x, shift_strength), y, 1)]

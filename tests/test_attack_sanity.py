@@ -11,14 +11,16 @@ from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
 from benchmark.evaluate import adversarial_accuracy, evaluate
 from benchmark.train import accuracy
+from tests.conftest import reduced
 
 EPS_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
 
 
 @pytest.fixture(scope="module")
 def trained(erm_cnn_on_shapes):
-    """shapes, this module's copy of the session's quick ERM cnn (conftest) and its test batches."""
-    bench = load_benchmark("shapes")
+    """shapes (400 test images per domain), this module's copy of the session's quick ERM cnn (conftest) and its
+    test batches."""
+    bench = reduced(load_benchmark("shapes"))
     model = erm_cnn_on_shapes()
     batches = list(iterate(bench.domains[0].test, 200))
     return bench, model, batches
@@ -46,8 +48,10 @@ def test_accuracy_does_not_rise_with_eps_and_pgd_is_no_weaker_than_fgsm(trained)
 
 
 def test_large_eps_drives_undefended_model_near_zero(trained):
+    """eps 0.1 (5x the tables' eps). At eps 0.5 PGD's random start and eps/4 steps saturate most pixels and this
+    cnn keeps 19% (chance 20%) even under PGD-50: a large-eps effect the evaluation issue's flags look for."""
     _, model, batches = trained
-    assert adversarial_accuracy(model, batches, "pgd", 0.5, steps=10, seed=0) <= 5.0
+    assert adversarial_accuracy(model, batches, "pgd", 0.1, steps=10, seed=0) <= 5.0
 
 
 @pytest.fixture(scope="module")

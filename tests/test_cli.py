@@ -70,7 +70,7 @@ def test_list_prints_every_registry(run_main):
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
     args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks", "none",
-            "--steps", "20", "--results-dir", str(tmp_path))
+            "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path))
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "1 to train and evaluate" in first.stdout
@@ -144,7 +144,7 @@ def test_corrupt_image_exits_2_naming_the_file(tmp_path, run_main):
     for path in bad:
         path.write_bytes(b"not an image")
     out = run_main("--datasets", "vlcs", "--domains", "Caltech101", "--data-root", str(tmp_path / "data"),
-                  "--attacks", "none", "--steps", "3", "--results-dir", str(tmp_path / "r"))
+                  "--attacks", "none", "--steps", "3", "--no-pretrained", "--results-dir", str(tmp_path / "r"))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()  # count warnings and a progress bar come before the error
     assert [line for line in lines if line.startswith("error: ")] == [lines[-1]], out.stderr

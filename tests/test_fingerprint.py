@@ -14,7 +14,7 @@ from benchmark.jobs import run_eval
 from benchmark.results import Results
 from benchmark.store import Store
 
-PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8)
+PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8, pretrained=False)
 
 CODE = '''"""A module."""
 

@@ -18,7 +18,8 @@ from benchmark.grid import Selection, build_jobs, make_plan
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.store import Store
 
-PROFILE = replace(PROFILES.get("quick"), steps=10, eval_every=5, faithfulness_images=16)
+#: from random weights: the tests never pretrain (tests/test_pretrain.py covers the pretrained path)
+PROFILE = replace(PROFILES.get("quick"), steps=10, eval_every=5, faithfulness_images=16, pretrained=False)
 
 
 def tiny_grid() -> list:
@@ -80,7 +81,7 @@ def test_slurm_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
     args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "all",
-            "--attacks", "none", "--steps", "40", "--seeds", "0", "--results-dir", str(tmp_path)]
+            "--attacks", "none", "--steps", "40", "--seeds", "0", "--no-pretrained", "--results-dir", str(tmp_path)]
     evals = tmp_path / "quick" / "runs" / "eval"
     grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -104,7 +105,7 @@ def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
     records = Store(tmp_path, "quick").records("eval")
     assert len(records) == 4 and len({r["key"] for r in records}) == 4
     assert {r["train_domain"] for r in records} == {"studio", "street", "scene", "photo"}
-    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=40, eval_every=40),
+    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=40, eval_every=40, pretrained=False),
                                 datasets=("shapes",), domains="all", methods=("erm",), seeds=(0,), attacks=(),
                                 eps=PROFILES.get("quick").eps_grid))
     assert len(make_plan(jobs, str(tmp_path)).done) == 4

@@ -81,7 +81,7 @@ def test_plugin_method_attack_and_table_run_through_grid_workers_and_renderer(tm
                      (ROOT / pkg).rglob("*.py")}
     results = tmp_path / "results"
     argv = ["table9", "--plugins", ",".join(str(p) for p in plugins.values()), "--results-dir", str(results),
-            "--steps", "3", "--seeds", "0", "--launcher", "processes", "--workers", "2"]
+            "--steps", "3", "--seeds", "0", "--no-pretrained", "--launcher", "processes", "--workers", "2"]
     out = subprocess.run([sys.executable, "-m", "benchmark.reproduce", *argv], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]

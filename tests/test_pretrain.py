@@ -127,6 +127,6 @@ def test_only_the_small_cnns_are_pretrained_here(cache):
 
 
 def test_cli_prints_the_cached_path(cache, capsys):
-    assert main(["--model", "cnn_small", "--threads", "1"]) == 0
+    assert main(["--model", "cnn_small"]) == 0
     out = capsys.readouterr().out
     assert str(pretrained_path("cnn_small")) in out and "ready after" in out

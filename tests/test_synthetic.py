@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from benchmark.data import load_benchmark
+from benchmark.data import iterate, load_benchmark
 from benchmark.data.synthetic import (
     DIGIT_DOMAINS,
+    ENV_AGREEMENT,
     SHAPE_DOMAINS,
+    STRESS_DOMAINS,
     digit_glyph_split,
     generate_digits,
     generate_shapes,
@@ -79,3 +81,57 @@ def test_benchmarks_have_named_domains_and_exact_splits():
             assert (len(domain.train), len(domain.val), len(domain.test)) == (0.6 * n, 0.2 * n, 0.2 * n)
             split = set(domain.train.indices) | set(domain.val.indices) | set(domain.test.indices)
             assert split == set(range(n))
+
+
+@pytest.mark.parametrize(("generate", "domain"), GENERATORS)
+def test_cue_lives_on_background_pixels_only_and_twins_share_the_object(generate, domain):
+    """Assumption 3 exactly: the cue-free twin differs from the image only off the object (zero leakage)."""
+    arrays = generate(domain, n=300)
+    differs = (arrays["images"] != arrays["cue_free"]).any(axis=1)
+    assert not (differs & arrays["masks"][:, 0]).any()
+    assert differs.any(axis=(1, 2)).mean() > 0.7  # most twins do carry another tint
+
+
+@pytest.mark.parametrize("generate, n_classes", [(generate_shapes, 5), (generate_digits, 10)])
+def test_environments_agree_with_the_class_at_their_declared_rates(generate, n_classes):
+    """IRM's and DM-ADA's environments come from the data: the two environments' cue agreement differs as declared."""
+    arrays = generate(0, n=4000)
+    agree = arrays["cue"] % n_classes == arrays["labels"]  # domain 0 maps class c to colour c
+    rates = [agree[arrays["envs"] == e].mean() for e in (0, 1)]
+    for measured, declared in zip(rates, ENV_AGREEMENT, strict=True):
+        # the agreeing share plus the random draws that hit the class by chance
+        expected = declared + (1 - declared) / n_classes
+        assert abs(measured - expected) < 0.03, (measured, expected)
+    assert rates[0] > rates[1] + 0.05
+
+
+def test_environments_of_a_batch_are_the_datas():
+    import torch
+
+    from methods.environments import environments
+
+    bench = load_benchmark("shapes")
+    batch = next(iter(iterate(bench.domains[0].train, 64)))
+    envs = environments(batch, shift_strength=0.3)
+    assert [e.env_id for e in envs] == [0, 1]
+    assert sum(len(e.y) for e in envs) == 64
+    for env in envs:
+        assert torch.equal(env.x, batch["x"][batch["env"] == env.env_id])  # the images themselves, not copies
+
+
+def _guide_mask_correlation(arrays) -> float:
+    g = (arrays["images"].astype(float) / 255 * np.array([0.299, 0.587, 0.114])[None, :, None, None]).sum(1)
+    m = arrays["masks"][:, 0].astype(float)
+    g = g.reshape(len(g), -1) - g.reshape(len(g), -1).mean(1, keepdims=True)
+    m = m.reshape(len(m), -1) - m.reshape(len(m), -1).mean(1, keepdims=True)
+    return float(((g * m).sum(1) / np.sqrt((g**2).sum(1) * (m**2).sum(1))).mean())
+
+
+@pytest.mark.parametrize(("generate", "domain"), GENERATORS)
+def test_the_grey_guide_points_at_the_object_except_in_the_stress_domain(generate, domain):
+    style = (SHAPE_DOMAINS if generate is generate_shapes else DIGIT_DOMAINS)[domain]
+    corr = _guide_mask_correlation(generate(domain, n=400))
+    if style in STRESS_DOMAINS:
+        assert -0.1 <= corr <= 0.1, corr
+    else:
+        assert corr >= 0.2, corr

@@ -18,7 +18,7 @@ from benchmark.jobs import run_eval
 from benchmark.store import Store
 
 #: the test's own small profile (3 training steps, a few images for Comp / Suff): the check is exact, the job cheap
-PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8)
+PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8, pretrained=False)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +72,6 @@ def test_empty_store_is_an_error_from_the_command_line(tmp_path):
 def test_verify_a_committed_job():
     """tests/fixtures/verify holds one cheap job's records, committed (regenerate them, when a change is meant to
     alter numbers, with: python -m benchmark.run --methods erm --datasets shapes --domains studio --seeds 0
-    --steps 3 --attacks fgsm --eps 0.02 --results-dir tests/fixtures/verify)."""
+    --steps 3 --no-pretrained --attacks fgsm --eps 0.02 --results-dir tests/fixtures/verify)."""
     committed = ROOT / "tests" / "fixtures" / "verify"
     assert verify.main(["--results-dir", str(committed), "--sample", "1"]) == 0

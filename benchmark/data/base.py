@@ -26,13 +26,15 @@ SPLIT_SEED = 0
 
 @dataclass(frozen=True)
 class Domain:
-    """One domain of a benchmark: its train/val/test splits and the whole domain."""
+    """One domain of a benchmark: its train/val/test splits, the whole domain, and (built-in benchmarks) the
+    cue-free twins of its test images: the same objects with the spurious cue drawn independently of the class."""
 
     name: str
     train: Dataset
     val: Dataset
     test: Dataset
     full: Dataset
+    cue_free: Dataset | None = None
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,22 @@ def split_indices(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarra
     return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
 
 
-def make_domain(name: str, dataset: Dataset, seed: int = SPLIT_SEED) -> Domain:
-    """Split a whole-domain dataset 60/20/20 with a fixed seed."""
+def make_domain(name: str, dataset: Dataset, seed: int = SPLIT_SEED, *, cue_free: Dataset | None = None) -> Domain:
+    """Split a whole-domain dataset 60/20/20 with a fixed seed; `cue_free` (aligned with `dataset`) gives the
+    test split's cue-free twins."""
     train, val, test = split_indices(len(dataset), seed)
+    twins = None if cue_free is None else Subset(cue_free, test.tolist())
     return Domain(name, Subset(dataset, train.tolist()), Subset(dataset, val.tolist()),
-                  Subset(dataset, test.tolist()), dataset)
+                  Subset(dataset, test.tolist()), dataset, twins)
 
 
 class ArrayDataset(Dataset):
-    """In-memory images (uint8 N,3,H,W), labels and optional masks (bool N,1,H,W) of one domain."""
+    """In-memory images (uint8 N,3,H,W), labels, optional masks (bool N,1,H,W) and environment indices (N,) of
+    one domain; batches carry `mask` and `env` when they are given."""
 
-    def __init__(self, images: Tensor, labels: Tensor, domain: int, masks: Tensor | None = None):
-        self.images, self.labels, self.domain, self.masks = images, labels, domain, masks
+    def __init__(self, images: Tensor, labels: Tensor, domain: int, masks: Tensor | None = None,
+                 envs: Tensor | None = None):
+        self.images, self.labels, self.domain, self.masks, self.envs = images, labels, domain, masks, envs
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -139,6 +145,8 @@ class ArrayDataset(Dataset):
         }
         if self.masks is not None:
             item["mask"] = self.masks[idx].float()
+        if self.envs is not None:
+            item["env"] = self.envs[idx]
         return {k: v[0] for k, v in item.items()} if squeeze else item
 
 

@@ -1,10 +1,19 @@
-"""Built-in 4-domain benchmarks, generated procedurally in seconds (no download).
+"""Built-in 4-domain benchmarks, generated procedurally in seconds (no download), generator v3.
 
-Each 3x32x32 image is an object on a domain-specific background, with its exact object mask (the
-"golden" guide). Each domain also tints the background with a spurious colour that agrees with the
-class with probability SPURIOUS_P, through a class -> colour mapping that differs between domains.
-In-domain the tint is a shortcut; on another domain it points to the wrong class, so out-of-domain
-accuracy separates object-based from background-based models (the paper's x = (x_obj, x_bg)).
+Each 3x32x32 image is an opaque object on a domain-specific background, with its exact object mask
+(the "golden" guide). The paper's Assumption 3, x = (x_obj, x_bg), holds exactly: a spurious colour
+tints the background pixels only (never the object's), agreeing with the class at the rate of the
+image's environment (ENV_AGREEMENT: two environments per domain), through a class -> colour mapping
+that differs between domains. In-domain the tint is a shortcut; on another domain it points to a
+wrong class, so out-of-domain accuracy separates object-based from background-based models, and
+each image's cue-free twin (the same object and background, tinted independently of the class)
+measures reliance on the object directly.
+
+The object's colour is independent of the class and of the background's colour; it is brighter
+than its surroundings with probability BRIGHTER_P (0.8), so the grey-level guide of EGAT is a noisy,
+positively correlated proxy for the object, as the paper assumes of photographs; in each dataset's
+stress domain (STRESS_DOMAINS) objects are iso-luminant with their surroundings and the guide says
+nothing about the object. The benchmark card (benchmark/data/card.py) measures all of this.
 
 - `shapes` (5 classes, like VLCS): geometric shapes; domains studio, street, scene, photo.
 - `digits` (10 classes, like TerraIncognita): scikit-learn's bundled handwritten digits, each glyph
@@ -25,12 +34,25 @@ from benchmark.data.base import DATASETS, ArrayDataset, Benchmark, DatasetSpec, 
 from benchmark.registry import UserError
 
 SIZE = 32
-IMAGES_PER_DOMAIN = 2000
-SPURIOUS_P = 0.8
-#: How strongly the spurious colour tints the background. On `digits` (v1) a 0.25 tint was a shortcut that
-#: eps 0.02 cannot flip, so quick ERM, which learns little but the tint there, looked robust; 0.12 PGD can flip.
-TINT_STRENGTH = {"shapes": 0.25, "digits": 0.12}
-GENERATOR_VERSION = 2
+#: 3000 / 1000 / 1000 train / val / test images per domain: the binomial SE at 85% is 1.1 points on the test split
+IMAGES_PER_DOMAIN = 5000
+#: Two training environments per domain (Colored-MNIST style): the spurious cue agrees with the class at these
+#: rates; half of each domain's images belong to each. IRM and DM-ADA use them; every other method sees the union.
+ENV_AGREEMENT = (0.9, 0.8)
+#: How strongly the spurious colour tints the background (only the background: object pixels never carry it).
+TINT_STRENGTH = {"shapes": 0.35, "digits": 0.3}
+#: Probability that an object is brighter than its surroundings, per domain style, so that the grey guide is a
+#: noisy, positively correlated proxy for the object; the stress domain of each dataset (scene, clutter) has
+#: iso-luminant objects instead (None): there the grey guide carries no information about the object.
+BRIGHTER_P = {"studio": 0.8, "street": 0.8, "scene": None, "photo": 0.8, "day": 0.8, "night": 0.8, "fog": 0.8,
+              "clutter": None}
+#: How far (in grey levels) an object's luminance lies from its surroundings' mean, per domain style (fog: low)
+OBJECT_CONTRAST = {"studio": (0.15, 0.3), "street": (0.12, 0.25), "scene": (0.0, 0.0), "photo": (0.12, 0.25),
+                   "day": (0.3, 0.45), "night": (0.3, 0.45), "fog": (0.15, 0.25), "clutter": (0.0, 0.0)}
+STRESS_DOMAINS = ("scene", "clutter")
+#: the shapes' radius range in pixels
+SHAPE_RADIUS = (4.0, 7.0)
+GENERATOR_VERSION = 3
 DEFAULT_SEED = 0
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
@@ -51,15 +73,16 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     return xs[None], ys[None]
 
 
-def _tints(labels: np.ndarray, domain: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """Spurious background colour per image: the domain's colour of the class with prob SPURIOUS_P."""
-    palette = _hues(n_classes)
+def _tint_classes(labels: np.ndarray, domain: int, n_classes: int, envs: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The class whose colour tints each background: the domain's colour of the true class with the image's
+    environment's agreement rate, else a random class; and an independent random class for the cue-free twin."""
     # A cyclic shift spread over the hue circle: every domain maps every class to a different colour,
     # at least two hue steps apart for 10 classes so that similar hues do not carry the cue across.
     mapped = (labels + domain * n_classes // 4) % n_classes
     random = rng.integers(0, n_classes, len(labels))
-    keep = rng.random(len(labels)) < SPURIOUS_P
-    return palette[np.where(keep, mapped, random)]
+    keep = rng.random(len(labels)) < np.asarray(ENV_AGREEMENT)[envs]
+    return np.where(keep, mapped, random), rng.integers(0, n_classes, len(labels))
 
 
 def _flat(level: np.ndarray) -> np.ndarray:
@@ -68,49 +91,50 @@ def _flat(level: np.ndarray) -> np.ndarray:
 
 
 def _background(style: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Domain-specific backgrounds (n, 3, S, S) in [0, 1]: texture, lighting, contrast, clutter."""
+    """Domain-specific backgrounds (n, 3, S, S) in [0, 1]: texture, lighting and clutter at mid grey levels, so
+    that objects can be brighter or darker than their surroundings."""
     xs, ys = _grid()
     shape = (n, 1, 1)
     if style in ("studio", "day"):
-        base = rng.uniform(0.65, 0.85, shape) + 0.15 * (ys / SIZE - 0.5)
+        base = rng.uniform(0.35, 0.55, shape) + 0.1 * (ys / SIZE - 0.5)
         img = np.repeat(base[:, None], 3, 1) + rng.normal(0, 0.02, (n, 3, SIZE, SIZE))
     elif style == "street":
         angle = rng.uniform(0, np.pi, shape)
         freq = rng.uniform(0.5, 1.0, shape)
         stripes = np.sign(np.sin(freq * (xs * np.cos(angle) + ys * np.sin(angle))))
-        img = np.repeat((0.5 + 0.1 * stripes)[:, None], 3, 1) + rng.normal(0, 0.05, (n, 3, SIZE, SIZE))
+        img = np.repeat((0.45 + 0.08 * stripes)[:, None], 3, 1) + rng.normal(0, 0.04, (n, 3, SIZE, SIZE))
     elif style == "scene":
-        img = _flat(rng.uniform(0.4, 0.6, shape))
+        img = _flat(rng.uniform(0.35, 0.55, shape))
         for _ in range(5):
             cx, cy = rng.uniform(0, SIZE, shape), rng.uniform(0, SIZE, shape)
             blob = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * rng.uniform(3, 7, shape) ** 2))
-            img += 0.5 * blob[:, None] * (rng.uniform(0, 1, (n, 3, 1, 1)) - 0.5)
+            img += 0.4 * blob[:, None] * (rng.uniform(0, 1, (n, 3, 1, 1)) - 0.5)
         img += rng.normal(0, 0.03, img.shape)
     elif style in ("photo", "night"):
-        level = 0.55 if style == "photo" else 0.2
+        level = 0.35 if style == "photo" else 0.2
         cx, cy = rng.uniform(8, 24, shape), rng.uniform(8, 24, shape)
-        light = level + 0.25 * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 200)
-        img = np.repeat(light[:, None], 3, 1) + rng.normal(0, 0.06, (n, 3, SIZE, SIZE))
+        light = level + 0.2 * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 200)
+        img = np.repeat(light[:, None], 3, 1) + rng.normal(0, 0.05, (n, 3, SIZE, SIZE))
     elif style == "fog":
-        img = np.repeat(rng.uniform(0.5, 0.7, shape)[:, None], 3, 1) + rng.normal(0, 0.03, (n, 3, SIZE, SIZE))
+        img = np.repeat(rng.uniform(0.4, 0.6, shape)[:, None], 3, 1) + rng.normal(0, 0.03, (n, 3, SIZE, SIZE))
     elif style == "clutter":
-        img = _flat(rng.uniform(0.35, 0.65, shape))
+        img = _flat(rng.uniform(0.35, 0.55, shape))
         for _ in range(6):
             angle = rng.uniform(0, np.pi, shape)
             offset = rng.uniform(-16, 16, shape)
             dist = np.abs((xs - 16) * np.sin(angle) - (ys - 16) * np.cos(angle) - offset)
-            img += 0.35 * (dist < 0.8)[:, None] * (rng.uniform(0, 1, (n, 3, 1, 1)) - 0.5)
+            img += 0.3 * (dist < 0.8)[:, None] * (rng.uniform(0, 1, (n, 3, 1, 1)) - 0.5)
         img += rng.normal(0, 0.03, img.shape)
     else:
         raise ValueError(f"no background style {style!r}")
-    return img
+    return np.clip(img, 0, 1)
 
 
 def _shape_alpha(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Binary masks (n, S, S) of randomly placed, scaled and rotated shapes of the given classes."""
     n = len(labels)
     xs, ys = _grid()
-    r = rng.uniform(6.5, 10.0, (n, 1, 1))
+    r = rng.uniform(*SHAPE_RADIUS, (n, 1, 1))
     cx, cy = rng.uniform(r[:, 0, 0] + 1, SIZE - r[:, 0, 0] - 1)[:, None, None], rng.uniform(
         r[:, 0, 0] + 1, SIZE - r[:, 0, 0] - 1)[:, None, None]
     theta = rng.uniform(0, 2 * np.pi, (n, 1, 1))
@@ -146,51 +170,77 @@ def _digit_alpha(glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _compose(bg: np.ndarray, alpha: np.ndarray, colors: np.ndarray, tints: np.ndarray, tint_strength: float,
-             contrast: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Tint the background, paint the object, quantize to uint8; the mask is where the object is.
+def _luma(x: np.ndarray) -> np.ndarray:
+    """Grey levels (n, S, S) of images (n, 3, S, S), ITU-R 601 weights (the `gray` guide's)."""
+    return np.tensordot(np.array([0.299, 0.587, 0.114]), x, axes=([0], [1]))
 
-    Returns uint8 `images`, bool `masks` and the uint8 `backgrounds` the objects were painted on.
+
+def _object_colors(bg: np.ndarray, alpha: np.ndarray, style: str, tint_strength: float, palette_luma: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Object colours (n, 3), independent of the class and of the background's colour: a random hue around a
+    luminance above (probability BRIGHTER_P[style]) or below its surroundings' by OBJECT_CONTRAST[style];
+    iso-luminant with them in the stress domains. The surroundings' luminance is the background's under the
+    object, tinted towards the palette's mean luminance: the tint itself varies with the cue, and the object
+    must not (it is identical in an image and its cue-free twin)."""
+    n = len(bg)
+    under = (_luma(bg) * alpha).sum(axis=(1, 2)) / alpha.sum(axis=(1, 2)).clip(min=1)
+    under = (1 - tint_strength) * under + tint_strength * palette_luma
+    low, high = OBJECT_CONTRAST[style]
+    p = BRIGHTER_P[style]
+    sign = 0.0 if p is None else np.where(rng.random(n) < p, 1.0, -1.0)
+    level = np.clip(under + sign * rng.uniform(low, high, n) if p is not None else under, 0.05, 0.95)
+    hue = _hues(12)[rng.integers(0, 12, n)]
+    chroma = hue - _luma(hue[:, :, None, None])[:, 0, 0][:, None]  # zero-luminance colour offset
+    return np.clip(level[:, None] + 0.35 * chroma, 0, 1)
+
+
+def _compose(bg: np.ndarray, alpha: np.ndarray, colors: np.ndarray, tint_colours: np.ndarray,
+             free_colours: np.ndarray, tint_strength: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Tint the background (only it), paint the opaque object, quantize to uint8; the mask is the object.
+
+    Returns uint8 `images`, their `cue_free` twins (the same objects and backgrounds, tinted with a colour
+    independent of the class), bool `masks` and the uint8 tinted `backgrounds` the objects were painted on.
     """
     n = len(bg)
-    bg = (1 - tint_strength) * bg + tint_strength * tints[:, :, None, None]
-    xs, ys = _grid()
-    shading = 1 + 0.15 * ((xs - 16) / 16 * rng.uniform(-1, 1, (n, 1, 1)))[:, None]
-    obj = colors[:, :, None, None] * shading
-    obj = contrast * obj + (1 - contrast) * bg
+    xs, _ = _grid()
+    shading = 1 + 0.1 * ((xs - 16) / 16 * rng.uniform(-1, 1, (n, 1, 1)))[:, None]
+    obj8 = np.clip(np.round(colors[:, :, None, None] * shading * 255), 0, 255).astype(np.uint8)
     mask = alpha[:, None]
-    bg8 = np.clip(np.round(bg * 255), 0, 255).astype(np.uint8)
-    obj8 = np.clip(np.round(obj * 255), 0, 255).astype(np.uint8)
-    # Keep the mask exact: an object pixel that happens to equal the background is nudged by one level.
-    same = (obj8 == bg8).all(1, keepdims=True) & mask
-    obj8 = np.where(same & (obj8[:, :1] < 255), obj8 + np.array([1, 0, 0], np.uint8)[:, None, None],
-                    np.where(same, obj8 - np.array([1, 0, 0], np.uint8)[:, None, None], obj8))
-    return {"images": np.where(mask, obj8, bg8), "masks": mask, "backgrounds": bg8}
+    backgrounds = [np.clip(np.round(((1 - tint_strength) * bg + tint_strength * c[:, :, None, None]) * 255), 0, 255)
+                   .astype(np.uint8) for c in (tint_colours, free_colours)]
+    # Keep the mask exact in both versions: an object pixel equal to either background is nudged by one level
+    # (up, or down where up would meet a background), the same pixel in both, so the object stays identical.
+    red = np.array([1, 0, 0], np.uint8)[:, None, None]
+    same = ((obj8 == backgrounds[0]).all(1, keepdims=True) | (obj8 == backgrounds[1]).all(1, keepdims=True)) & mask
+    up = np.where(obj8[:, :1] < 255, obj8 + red, obj8 - red)
+    meets = (up == backgrounds[0]).all(1, keepdims=True) | (up == backgrounds[1]).all(1, keepdims=True)
+    painted = np.where(same, np.where(meets, np.where(obj8[:, :1] > 0, obj8 - red, obj8 + red), up), obj8)
+    out = {"masks": mask, "backgrounds": backgrounds[0]}
+    for name, bg8 in zip(("images", "cue_free"), backgrounds, strict=True):
+        out[name] = np.where(mask, painted, bg8)
+    return out
 
 
-def _object_colors(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Object colours (n, 3), independent of the class, dark on light backgrounds and light on dark ones."""
-    n = len(bg)
-    hue = _hues(12)[rng.integers(0, 12, n)]
-    light = bg.mean(axis=(1, 2, 3)) < 0.5
-    level = np.where(light, rng.uniform(0.75, 1.0, n), rng.uniform(0.05, 0.35, n))[:, None]
-    return np.clip(level * (0.6 + 0.4 * hue) + np.where(light, 0.1, 0.0)[:, None], 0, 1)
-
-
-CONTRAST = {"studio": 1.0, "street": 0.9, "scene": 0.9, "photo": 0.75, "day": 1.0, "night": 0.85, "fog": 0.6,
-            "clutter": 0.9}
+def _domain(labels: np.ndarray, alpha: np.ndarray, domain: int, style: str, n_classes: int, tint_strength: float,
+            rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The arrays of one domain around given labels and object masks: environments, cue, object, twins."""
+    n = len(labels)
+    envs = rng.integers(0, len(ENV_AGREEMENT), n)
+    bg = _background(style, n, rng)
+    cue, free = _tint_classes(labels, domain, n_classes, envs, rng)
+    palette = _hues(n_classes)
+    colors = _object_colors(bg, alpha, style, tint_strength, float(_luma(palette[:, :, None, None]).mean()), rng)
+    return {"labels": labels, "envs": envs, "cue": cue,
+            **_compose(bg, alpha, colors, palette[cue], palette[free], tint_strength, rng)}
 
 
 def generate_shapes(domain: int, seed: int = DEFAULT_SEED, n: int = IMAGES_PER_DOMAIN) -> dict[str, np.ndarray]:
-    """One `shapes` domain: uint8 images (n,3,S,S), labels (n,), bool masks (n,1,S,S), backgrounds."""
+    """One `shapes` domain: uint8 images and cue-free twins (n,3,S,S), labels, environments and cue classes (n,),
+    bool masks (n,1,S,S), the tinted backgrounds."""
     rng = np.random.default_rng([seed, 1, domain])
-    style = SHAPE_DOMAINS[domain]
     labels = rng.integers(0, len(SHAPE_CLASSES), n)
-    bg = _background(style, n, rng)
     alpha = _shape_alpha(labels, rng)
-    tints = _tints(labels, domain, len(SHAPE_CLASSES), rng)
-    colors = _object_colors(bg, rng)
-    return {"labels": labels, **_compose(bg, alpha, colors, tints, TINT_STRENGTH["shapes"], CONTRAST[style], rng)}
+    return _domain(labels, alpha, domain, SHAPE_DOMAINS[domain], len(SHAPE_CLASSES), TINT_STRENGTH["shapes"], rng)
 
 
 def digit_glyph_split(seed: int = DEFAULT_SEED) -> list[np.ndarray]:
@@ -217,11 +267,18 @@ def generate_digits(domain: int, seed: int = DEFAULT_SEED, n: int = IMAGES_PER_D
     style = DIGIT_DOMAINS[domain]
     labels = rng.integers(0, 10, n)
     glyph_ids = np.array([rng.choice(own[digits.target[own] == c]) for c in labels])
-    bg = _background(style, n, rng)
     alpha = _digit_alpha(digits.images[glyph_ids], rng)
-    tints = _tints(labels, domain, 10, rng)
-    return {"labels": labels, "glyph_ids": glyph_ids,
-            **_compose(bg, alpha, _object_colors(bg, rng), tints, TINT_STRENGTH["digits"], CONTRAST[style], rng)}
+    return {"glyph_ids": glyph_ids, **_domain(labels, alpha, domain, style, 10, TINT_STRENGTH["digits"], rng)}
+
+
+#: the arrays a loaded benchmark keeps (the cache's content)
+CACHED = ("images", "cue_free", "labels", "masks", "envs", "cue")
+GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {}
+
+
+def domain_arrays(name: str, domain: int) -> dict[str, np.ndarray]:
+    """The cached arrays (CACHED) of one domain of a built-in benchmark, generated on first use."""
+    return _cached(name, GENERATORS[name], domain)
 
 
 def _cached(name: str, generate: Callable[[int], dict[str, np.ndarray]], domain: int) -> dict[str, np.ndarray]:
@@ -231,7 +288,7 @@ def _cached(name: str, generate: Callable[[int], dict[str, np.ndarray]], domain:
     if path.is_file():
         with np.load(path) as data:
             return dict(data)
-    arrays = {k: v for k, v in generate(domain).items() if k in ("images", "labels", "masks")}
+    arrays = {k: v for k, v in generate(domain).items() if k in CACHED}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
@@ -247,14 +304,18 @@ def _loader(name: str, classes: tuple[str, ...], domains: tuple[str, ...],
             raise UserError(f"{name} is generated at {SIZE}x{SIZE}; --image-size {image_size} does not apply")
         built = []
         for d, domain_name in enumerate(domains):
-            arrays = _cached(name, generate, d)
-            dataset = ArrayDataset(torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]).long(),
-                                   d, torch.from_numpy(arrays["masks"]))
-            built.append(make_domain(domain_name, dataset))
+            arrays = {k: torch.from_numpy(v) for k, v in domain_arrays(name, d).items()}
+            labels, masks, envs = arrays["labels"].long(), arrays["masks"], arrays["envs"].long()
+            dataset = ArrayDataset(arrays["images"], labels, d, masks, envs)
+            twins = ArrayDataset(arrays["cue_free"], labels, d, masks, envs)
+            built.append(make_domain(domain_name, dataset, cue_free=twins))
+        agreement = "/".join(f"{p:g}" for p in ENV_AGREEMENT)
         return Benchmark(name, classes, tuple(built), SIZE, True,
                          f"built-in synthetic benchmark '{name}' (generator v{GENERATOR_VERSION}, "
-                         f"{IMAGES_PER_DOMAIN} images/domain, spurious tint p={SPURIOUS_P})")
+                         f"{IMAGES_PER_DOMAIN} images/domain, background cue agreement {agreement} in its two "
+                         f"environments, tint {TINT_STRENGTH[name]:g})")
 
+    GENERATORS[name] = generate
     DATASETS.add(name, DatasetSpec(load, domains, True, summary, GENERATOR_VERSION))
     return load
 
