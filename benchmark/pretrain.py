@@ -18,14 +18,11 @@ the corpus or the pretraining changes what it produces.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import io
 import json
 import math
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -41,7 +38,7 @@ from benchmark.data.base import cache_dir
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
 from benchmark.registry import UserError, report
-from benchmark.store import atomic_write_bytes, content_key
+from benchmark.store import atomic_write_bytes, content_key, locked
 
 PRETRAIN_VERSION = 1
 
@@ -383,18 +380,6 @@ def pretrained_path(model: str, *, image_size: int = 32, config: PretrainConfig 
     return cache_dir() / "pretrained" / f"{model}-{content_key(identity)}.pt"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def pretrained_backbone_state(model: str, *, image_size: int = 32, progress: bool = True,
                               config: PretrainConfig | None = None) -> dict[str, Tensor]:
     """The pretrained state_dict of `model` without its `fc` head (fine-tuning re-initializes it for the
@@ -403,7 +388,7 @@ def pretrained_backbone_state(model: str, *, image_size: int = 32, progress: boo
         raise UserError(f"model {model!r} has no synthetic pretraining; pretrainable: {', '.join(PRETRAINABLE)}")
     config = config or DEFAULT_CONFIG
     path = pretrained_path(model, image_size=image_size, config=config)
-    with _locked(path.with_suffix(".lock")):
+    with locked(path.with_suffix(".lock")):
         if not path.is_file():
             print(f"pretraining {model} on the synthetic corpus (once; cached as {path})", file=sys.stderr)
             with job_numerics():  # the jobs' numeric settings: the same weights whoever pretrains them first

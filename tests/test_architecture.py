@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -11,33 +10,10 @@ from pathlib import Path
 from attacks import ATTACKS
 from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.catalog import Catalog
+from benchmark.fingerprint import import_graph
 from methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("benchmark", "methods", "attacks")
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports at import time (module level, outside `if TYPE_CHECKING:`)."""
-    files = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in files.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        edges: set[str] = set()
-        for node in tree.body:  # module-level statements only: function-level imports are deferred
-            if isinstance(node, ast.Import):
-                edges |= {alias.name for alias in node.names if alias.name in files}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    child = f"{node.module}.{alias.name}"
-                    edges.add(child if child in files else node.module)
-        graph[name] = {e for e in edges if e in files and e != name}
-    return graph
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -73,7 +49,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_circle_among_the_package_modules():
-    graph = import_graph()
+    graph = import_graph()  # module-level imports outside `if TYPE_CHECKING:` (the fingerprints' graph)
     assert {"benchmark.render", "benchmark.tables", "methods.egat", "attacks.sca.attack"} <= set(graph)
     assert cycles(graph) == []
 

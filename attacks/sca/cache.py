@@ -10,12 +10,9 @@ atomically, guarded by a lock file so that parallel jobs train it once, and load
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,7 +22,7 @@ from attacks.base import Resource
 from attacks.sca.ddpm import DDPMConfig, Diffusion, train_ddpm
 from benchmark.data.base import Benchmark, cache_dir
 from benchmark.registry import UserError
-from benchmark.store import atomic_write_bytes, content_key
+from benchmark.store import atomic_write_bytes, content_key, locked
 
 DDPM_VERSION = 1
 
@@ -49,18 +46,6 @@ def ddpm_path(bench: Benchmark, config: DDPMConfig) -> Path:
     return cache_dir() / "ddpm" / f"{bench.name}-{content_key(identity)}.pt"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def load_or_train_ddpm(bench: Benchmark, *, device: torch.device | str = "cpu", progress: bool = True,
                        config: DDPMConfig | None = None) -> Diffusion:
     """The cached DDPM of `bench` in eval mode on `device`, trained first (with a progress bar) if missing."""
@@ -70,7 +55,7 @@ def load_or_train_ddpm(bench: Benchmark, *, device: torch.device | str = "cpu", 
         raise UserError(f"SCA's DDPM needs image sides divisible by {multiple}; {bench.name} is "
                         f"{bench.image_size}x{bench.image_size} (choose another --image-size)")
     path = ddpm_path(bench, config)
-    with _locked(path.with_suffix(".lock")):
+    with locked(path.with_suffix(".lock")):
         if not path.is_file():
             print(f"training the DDPM of {bench.name} for SCA (once; cached as {path})", file=sys.stderr)
             train_set = ConcatDataset([domain.train for domain in bench.domains])
