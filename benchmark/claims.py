@@ -195,11 +195,12 @@ def cells(results: Results) -> pd.DataFrame:
     pgd = (obs["metric"] == "aAcc") & (obs["attack"] == "pgd") & (obs["eps"] == eps_label(results.profile.table_eps))
     keep = obs[obs["metric"].isin(["cAcc", "Comp", "Suff", "time_per_epoch_s"]) | pgd]
     datasets = results.datasets()
-    domains = {d: results.domains(d) for d in datasets}
-    order = sorted(range(len(keep)), key=lambda i: (
-        datasets.index(keep["dataset"].iloc[i]), domains[keep["dataset"].iloc[i]].index(keep["train_domain"].iloc[i]),
-        domains[keep["dataset"].iloc[i]].index(keep["test_domain"].iloc[i]), keep["seed"].iloc[i]))
-    return keep.iloc[order][[*UNIT, "method", "metric", "value"]].reset_index(drop=True)
+    position = {(d, domain): i for d in datasets for i, domain in enumerate(results.domains(d))}
+    ranked = keep.assign(_d=keep["dataset"].map(datasets.index),
+                         _tr=[position[k] for k in zip(keep["dataset"], keep["train_domain"], strict=True)],
+                         _te=[position[k] for k in zip(keep["dataset"], keep["test_domain"], strict=True)])
+    ranked = ranked.sort_values(["_d", "_tr", "_te", "seed"], kind="stable")
+    return ranked[[*UNIT, "method", "metric", "value"]].reset_index(drop=True)
 
 
 def published_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from benchmark.fingerprint import fingerprint, is_current
 from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
-from benchmark.pretrain import PRETRAINABLE, pretrain_identity
+from benchmark.pretrain import pretrain_identity, uses_synthetic_pretraining
 from benchmark.registry import Registry
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
@@ -61,7 +61,7 @@ class TrainJob:
         config = {"version": TRAIN_VERSION, "dataset": self.dataset,
                   "data_version": DATASETS.get(self.dataset).version, "domain": self.domain, "method": self.method,
                   "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
-        if self.profile.pretrained and self.profile.model in PRETRAINABLE:  # which synthetic pretraining it starts from
+        if uses_synthetic_pretraining(self.profile):  # which synthetic pretraining it starts from
             config["pretrain"] = pretrain_identity(self.profile.model)
         return with_plugins(config, [(METHODS, self.method), (DATASETS, self.dataset), (MODELS, self.profile.model),
                                      (EXPLAINERS, self.hparams.get("explainer")), (GUIDES, self.hparams.get("guide"))])
@@ -73,7 +73,7 @@ class TrainJob:
     def fingerprint(self) -> dict[str, Any]:
         """The code that decides what this training produces: its method's, dataset's and model's modules, the
         loop and the numeric settings, with everything they import (benchmark/fingerprint.py)."""
-        pretraining = ["benchmark.pretrain"] if self.profile.pretrained and self.profile.model in PRETRAINABLE else []
+        pretraining = ["benchmark.pretrain"] if uses_synthetic_pretraining(self.profile) else []
         return fingerprint([METHODS.get(self.method).cls.__module__, DATASETS.get(self.dataset).load.__module__,
                             MODELS.get(self.profile.model).__module__, "benchmark.train", "benchmark.numerics",
                             *pretraining])

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from benchmark.config import Profile
 from benchmark.data.base import cache_dir
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
@@ -367,6 +368,12 @@ def pretrain(model: str, config: PretrainConfig, *, image_size: int = 32, progre
 
 
 # --- cache ------------------------------------------------------------------------------------------------
+
+def uses_synthetic_pretraining(profile: Profile) -> bool:
+    """Whether the profile's models start from this module's pretraining (pretrained, and a pretrainable model;
+    torchvision backbones take ImageNet weights instead)."""
+    return profile.pretrained and profile.model in PRETRAINABLE
+
 
 def pretrain_identity(model: str, *, image_size: int = 32, config: PretrainConfig | None = None) -> dict:
     """What determines the pretrained backbone: part of the cache key, and of the keys of jobs that start from it."""

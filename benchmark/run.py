@@ -24,7 +24,7 @@ from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.models import MODELS
 from benchmark.numerics import job_numerics
 from benchmark.plugins import load_plugins
-from benchmark.pretrain import PRETRAINABLE, pretrained_backbone_state
+from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
 from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
 from methods import METHODS
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                  if probed else ""))
         if args.dry_run:
             return 0
-        if plan.pending and selection.profile.pretrained and selection.profile.model in PRETRAINABLE:
+        if plan.pending and uses_synthetic_pretraining(selection.profile):
             with job_numerics(resolve_device(args.device)):  # pretrain once here, the workers load the cache
                 pretrained_backbone_state(selection.profile.model)
         if plan.pending and any(e > 0 for e in selection.eps):  # build resources once here, workers load them

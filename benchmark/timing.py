@@ -57,3 +57,14 @@ def interleaved_medians(runs: dict[str, Callable[[], float]], reps: int, warmup:
 def print_medians(medians: dict[str, float], width: int = 24) -> None:
     for name, median in medians.items():
         print(f"  {name:{width}s} {median * 1e3:9.2f} ms")
+
+
+def report_ours_against_reference(candidates: dict[str, Callable[[], object]], device: torch.device, reps: int,
+                                  header: str, reference: str) -> None:
+    """Time two candidates, ours first and the reference second, in interleaved rounds; print `header`, the
+    medians and the ratio ours / reference."""
+    medians = interleaved_medians({name: lambda fn=fn: timed(fn, device) for name, fn in candidates.items()}, reps)
+    print(header)
+    print_medians(medians, 22)
+    ours, theirs = medians.values()
+    print(f"  ratio ours / {reference:14s}{ours / theirs:7.3f}")

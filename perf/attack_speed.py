@@ -11,7 +11,7 @@ import torchattacks
 
 from attacks.pgd import pgd
 from benchmark.models import build_model
-from benchmark.timing import interleaved_medians, prepare, print_medians, speed_parser, timed
+from benchmark.timing import prepare, report_ours_against_reference, speed_parser
 
 
 def main() -> None:
@@ -33,12 +33,10 @@ def main() -> None:
         torch.manual_seed(1)
         outputs.append(fn())
     torch.testing.assert_close(*outputs, rtol=0, atol=1e-6)
-    medians = interleaved_medians({name: lambda fn=fn: timed(fn, device) for name, fn in candidates.items()},
-                                  args.reps)
-    print(f"model={args.model} batch={args.batch} size={size} steps={args.steps} device={device} reps={args.reps}")
-    print_medians(medians, 22)
-    ours, theirs = medians.values()
-    print(f"  ratio ours / torchattacks {ours / theirs:7.3f}")
+    report_ours_against_reference(
+        candidates, device, args.reps,
+        f"model={args.model} batch={args.batch} size={size} steps={args.steps} device={device} reps={args.reps}",
+        "torchattacks")
 
 
 if __name__ == "__main__":

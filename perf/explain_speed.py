@@ -11,7 +11,7 @@ from captum.attr import LayerGradCam
 
 from benchmark.explain import gradcam, normalize_maps
 from benchmark.models import build_model
-from benchmark.timing import interleaved_medians, prepare, print_medians, speed_parser, timed
+from benchmark.timing import prepare, report_ours_against_reference, speed_parser
 
 
 def main() -> None:
@@ -26,12 +26,9 @@ def main() -> None:
         "captum LayerGradCam": lambda: normalize_maps(captum_cam.attribute(x, target=target)[:, 0].detach()),
     }
     torch.testing.assert_close(*(fn() for fn in candidates.values()), rtol=0, atol=1e-5)
-    medians = interleaved_medians({name: lambda fn=fn: timed(fn, device) for name, fn in candidates.items()},
-                                  args.reps)
-    print(f"model={args.model} batch={args.batch} size={size} device={device} reps={args.reps}")
-    print_medians(medians, 22)
-    ours, theirs = medians.values()
-    print(f"  ratio ours / captum     {ours / theirs:9.3f}")
+    report_ours_against_reference(
+        candidates, device, args.reps, f"model={args.model} batch={args.batch} size={size} device={device} "
+        f"reps={args.reps}", "captum")
 
 
 if __name__ == "__main__":

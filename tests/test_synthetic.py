@@ -8,6 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from benchmark.data import iterate, load_benchmark
+from benchmark.data.card import cue_class, guide_mask_correlation
 from benchmark.data.synthetic import (
     DIGIT_DOMAINS,
     ENV_AGREEMENT,
@@ -96,7 +97,7 @@ def test_cue_lives_on_background_pixels_only_and_twins_share_the_object(generate
 def test_environments_agree_with_the_class_at_their_declared_rates(generate, n_classes):
     """IRM's and DM-ADA's environments come from the data: the two environments' cue agreement differs as declared."""
     arrays = generate(0, n=4000)
-    agree = arrays["cue"] % n_classes == arrays["labels"]  # domain 0 maps class c to colour c
+    agree = cue_class(arrays["cue"], 0, n_classes) == arrays["labels"]
     rates = [agree[arrays["envs"] == e].mean() for e in (0, 1)]
     for measured, declared in zip(rates, ENV_AGREEMENT, strict=True):
         # the agreeing share plus the random draws that hit the class by chance
@@ -119,18 +120,11 @@ def test_environments_of_a_batch_are_the_datas():
         assert torch.equal(env.x, batch["x"][batch["env"] == env.env_id])  # the images themselves, not copies
 
 
-def _guide_mask_correlation(arrays) -> float:
-    g = (arrays["images"].astype(float) / 255 * np.array([0.299, 0.587, 0.114])[None, :, None, None]).sum(1)
-    m = arrays["masks"][:, 0].astype(float)
-    g = g.reshape(len(g), -1) - g.reshape(len(g), -1).mean(1, keepdims=True)
-    m = m.reshape(len(m), -1) - m.reshape(len(m), -1).mean(1, keepdims=True)
-    return float(((g * m).sum(1) / np.sqrt((g**2).sum(1) * (m**2).sum(1))).mean())
-
-
 @pytest.mark.parametrize(("generate", "domain"), GENERATORS)
 def test_the_grey_guide_points_at_the_object_except_in_the_stress_domain(generate, domain):
     style = (SHAPE_DOMAINS if generate is generate_shapes else DIGIT_DOMAINS)[domain]
-    corr = _guide_mask_correlation(generate(domain, n=400))
+    arrays = generate(domain, n=400)
+    corr = float(guide_mask_correlation(arrays["images"].astype(float) / 255, arrays["masks"][:, 0]).mean())
     if style in STRESS_DOMAINS:
         assert -0.1 <= corr <= 0.1, corr
     else:

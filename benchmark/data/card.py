@@ -37,7 +37,14 @@ from torch.utils.data import Subset
 from benchmark.config import PROFILES, Profile
 from benchmark.data import synthetic
 from benchmark.data.base import ArrayDataset, load_benchmark, split_indices
+from benchmark.grid import Selection, build_jobs, make_plan
+from benchmark.jobs import TrainJob, new_model, resolve_device
+from benchmark.launchers import LAUNCHERS, LaunchOptions
+from benchmark.numerics import job_numerics
 from benchmark.registry import UserError, report
+from benchmark.store import Store
+from benchmark.train import accuracy, seed_everything, train
+from methods import METHODS
 
 #: per dataset: (name, description, measured value key, test)
 BANDS = (
@@ -76,16 +83,17 @@ CHOICES = {
 }
 
 
-def _luma(x: np.ndarray) -> np.ndarray:
-    return np.tensordot(np.array([0.299, 0.587, 0.114]), x, axes=([0], [1]))
-
-
-def _corr(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Per-image Pearson correlation of the grey levels with the mask."""
-    g = _luma(x).reshape(len(x), -1)
+def guide_mask_correlation(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per-image Pearson correlation of the grey levels (EGAT's `gray` guide) of images in [0, 1] with the mask."""
+    g = synthetic.luma(x).reshape(len(x), -1)
     m = masks.reshape(len(x), -1).astype(float)
     g, m = g - g.mean(1, keepdims=True), m - m.mean(1, keepdims=True)
     return (g * m).sum(1) / np.sqrt((g**2).sum(1) * (m**2).sum(1)).clip(min=1e-12)
+
+
+def cue_class(cue: np.ndarray, domain: int, n_classes: int) -> np.ndarray:
+    """The class each cue colour stands for in `domain` (the inverse of the generator's mapping)."""
+    return (cue - synthetic.cue_shift(domain, n_classes)) % n_classes
 
 
 def split_statistics(arrays: dict[str, np.ndarray], idx: np.ndarray, n_classes: int, domain: int) -> dict[str, float]:
@@ -100,20 +108,20 @@ def split_statistics(arrays: dict[str, np.ndarray], idx: np.ndarray, n_classes: 
     cue_margin = np.abs(x - twin).reshape(len(x), -1).max(1)
     differs = cue_margin > 0  # the twin drew the same colour for some images: no cue to measure there
     shares = np.bincount(labels, minlength=n_classes) / len(labels)
-    read_off = (cue - domain * n_classes // 4) % n_classes  # the class the cue's colour stands for (_tint_classes)
+    read_off = cue_class(cue, domain, n_classes)
     leak = (np.abs(x - twin) * inside).reshape(len(x), -1).max(1) > 0
     return {"images": int(len(idx)), "class_share_min": float(shares.min() * 100),
             "class_share_max": float(shares.max() * 100), "object_area": float(masks.mean() * 100),
             "cue_margin": float(cue_margin[differs].mean()), "object_margin": float(object_margin.mean()),
             "margin_ratio": float(cue_margin[differs].mean() / object_margin.mean()),
-            "corr_guide_mask": float(_corr(x, masks).mean()), "leakage": float(leak.mean() * 100),
+            "corr_guide_mask": float(guide_mask_correlation(x, masks).mean()), "leakage": float(leak.mean() * 100),
             "cue_only_ceiling": float((read_off == labels).mean() * 100)}
 
 
 def environment_agreement(arrays: dict[str, np.ndarray], idx: np.ndarray, n_classes: int, domain: int) -> list[float]:
     """The measured cue agreement (%) of each environment on a split."""
     labels, cue, envs = arrays["labels"][idx], arrays["cue"][idx], arrays["envs"][idx]
-    agree = (cue - domain * n_classes // 4) % n_classes == labels
+    agree = cue_class(cue, domain, n_classes) == labels
     return [float(agree[envs == e].mean() * 100) for e in range(len(synthetic.ENV_AGREEMENT))]
 
 
@@ -129,11 +137,6 @@ class ModelRun:
 
 def object_only(dataset: str, domain: int, run: ModelRun) -> list[float]:
     """In-domain accuracy (%) of ERM trained and tested on the cue-free twins, per seed."""
-    from benchmark.jobs import new_model, resolve_device
-    from benchmark.numerics import job_numerics
-    from benchmark.train import accuracy, seed_everything, train
-    from methods import METHODS
-
     arrays = {k: torch.from_numpy(v) for k, v in synthetic.domain_arrays(dataset, domain).items()}
     twins = ArrayDataset(arrays["cue_free"], arrays["labels"].long(), domain, arrays["masks"], arrays["envs"].long())
     train_idx, val_idx, test_idx = (Subset(twins, i.tolist()) for i in split_indices(len(twins)))
@@ -143,8 +146,6 @@ def object_only(dataset: str, domain: int, run: ModelRun) -> list[float]:
     for seed in run.seeds:
         with job_numerics("cpu"):
             seed_everything(seed)
-            from benchmark.jobs import TrainJob
-
             job = TrainJob(p, dataset, bench.domains[domain].name, "erm", seed, {})
             method = METHODS.get("erm")(new_model(job, bench.num_classes), {}, has_masks=True)
             result = train(method, train_idx, val_idx, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
@@ -156,10 +157,6 @@ def object_only(dataset: str, domain: int, run: ModelRun) -> list[float]:
 
 def quick_erm(dataset: str, out: Path, run: ModelRun) -> dict[str, dict[str, list[float]]]:
     """Quick ERM through the grid's jobs (resumable, in `out/store`): per domain and seed its accuracies."""
-    from benchmark.grid import Selection, build_jobs, make_plan
-    from benchmark.launchers import LAUNCHERS, LaunchOptions
-    from benchmark.store import Store
-
     jobs = build_jobs(Selection(profile=run.profile, datasets=(dataset,), domains=run.domains, methods=("erm",),
                                 seeds=run.seeds, attacks=("pgd",), eps=(CARD_EPS,)))
     results = str(out / "store")

@@ -73,13 +73,18 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     return xs[None], ys[None]
 
 
+def cue_shift(domain: int, n_classes: int) -> int:
+    """How far a domain shifts the class -> cue colour mapping around the hue circle: every domain maps every
+    class to a different colour, at least two hue steps apart for 10 classes so that similar hues do not carry
+    the cue across domains. The cue of class c in domain d is colour (c + cue_shift(d, K)) % K."""
+    return domain * n_classes // 4
+
+
 def _tint_classes(labels: np.ndarray, domain: int, n_classes: int, envs: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The class whose colour tints each background: the domain's colour of the true class with the image's
     environment's agreement rate, else a random class; and an independent random class for the cue-free twin."""
-    # A cyclic shift spread over the hue circle: every domain maps every class to a different colour,
-    # at least two hue steps apart for 10 classes so that similar hues do not carry the cue across.
-    mapped = (labels + domain * n_classes // 4) % n_classes
+    mapped = (labels + cue_shift(domain, n_classes)) % n_classes
     random = rng.integers(0, n_classes, len(labels))
     keep = rng.random(len(labels)) < np.asarray(ENV_AGREEMENT)[envs]
     return np.where(keep, mapped, random), rng.integers(0, n_classes, len(labels))
@@ -170,7 +175,7 @@ def _digit_alpha(glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _luma(x: np.ndarray) -> np.ndarray:
+def luma(x: np.ndarray) -> np.ndarray:
     """Grey levels (n, S, S) of images (n, 3, S, S), ITU-R 601 weights (the `gray` guide's)."""
     return np.tensordot(np.array([0.299, 0.587, 0.114]), x, axes=([0], [1]))
 
@@ -183,14 +188,14 @@ def _object_colors(bg: np.ndarray, alpha: np.ndarray, style: str, tint_strength:
     object, tinted towards the palette's mean luminance: the tint itself varies with the cue, and the object
     must not (it is identical in an image and its cue-free twin)."""
     n = len(bg)
-    under = (_luma(bg) * alpha).sum(axis=(1, 2)) / alpha.sum(axis=(1, 2)).clip(min=1)
+    under = (luma(bg) * alpha).sum(axis=(1, 2)) / alpha.sum(axis=(1, 2)).clip(min=1)
     under = (1 - tint_strength) * under + tint_strength * palette_luma
     low, high = OBJECT_CONTRAST[style]
     p = BRIGHTER_P[style]
     sign = 0.0 if p is None else np.where(rng.random(n) < p, 1.0, -1.0)
     level = np.clip(under + sign * rng.uniform(low, high, n) if p is not None else under, 0.05, 0.95)
     hue = _hues(12)[rng.integers(0, 12, n)]
-    chroma = hue - _luma(hue[:, :, None, None])[:, 0, 0][:, None]  # zero-luminance colour offset
+    chroma = hue - luma(hue[:, :, None, None])[:, 0, 0][:, None]  # zero-luminance colour offset
     return np.clip(level[:, None] + 0.35 * chroma, 0, 1)
 
 
@@ -229,7 +234,7 @@ def _domain(labels: np.ndarray, alpha: np.ndarray, domain: int, style: str, n_cl
     bg = _background(style, n, rng)
     cue, free = _tint_classes(labels, domain, n_classes, envs, rng)
     palette = _hues(n_classes)
-    colors = _object_colors(bg, alpha, style, tint_strength, float(_luma(palette[:, :, None, None]).mean()), rng)
+    colors = _object_colors(bg, alpha, style, tint_strength, float(luma(palette[:, :, None, None]).mean()), rng)
     return {"labels": labels, "envs": envs, "cue": cue,
             **_compose(bg, alpha, colors, palette[cue], palette[free], tint_strength, rng)}
 
