@@ -6,10 +6,12 @@ are in pixel units. `forward(x) == head(features(x))` by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.registry import Registry, UserError
@@ -54,6 +56,48 @@ class Classifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+class SharedMaskDropout(nn.Module):
+    """Dropout over `copies` equal blocks of rows (the same images, e.g. x and x_adv) with one mask per image.
+
+    Independent masks would make two passes of the same image differ by dropout noise alone."""
+
+    def __init__(self, p: float, copies: int) -> None:
+        super().__init__()
+        self.p, self.copies = p, copies
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if len(x) % self.copies:
+            raise ValueError(f"{len(x)} rows cannot be {self.copies} equal blocks of the same images")
+        mask = F.dropout(x.new_ones(len(x) // self.copies, *x.shape[1:]), self.p, training=True)
+        return x * mask.repeat(self.copies, *([1] * (x.ndim - 1)))
+
+
+@contextmanager
+def shared_dropout_mask(model: Classifier, copies: int) -> Iterator[None]:
+    """Within the block, `model.head` treats its input as `copies` blocks of the same images sharing one mask."""
+    original = model.dropout
+    model.dropout = SharedMaskDropout(original.p, copies).train(original.training)
+    try:
+        yield
+    finally:
+        model.dropout = original
+
+
+@contextmanager
+def dropout_off(model: nn.Module) -> Iterator[None]:
+    """Switch the model's dropout layers to eval mode (BatchNorm untouched), restoring them afterwards."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.training]
+    for layer in layers:
+        layer.eval()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.train()
 
 
 class _ResidualBlock(nn.Module):

@@ -30,6 +30,14 @@ Choices where the paper is silent (README's fidelity notes):
   are averaged per pixel (and image); BCE is averaged per pixel with Phi clamped to [1e-4, 1 - 1e-4]:
   max-normalized maps are exactly 1 at their peak, where BCE's log is -inf and its backward through
   the normalization gives huge cancelling gradients.
+- Dropout (the head's, before the linear layer): the clean, adversarial and mixed rows of one image
+  share one mask (benchmark/models.py SharedMaskDropout), so L_adv and L_reg compare the images, not
+  two dropout draws: with x_adv = x, KL and the map distance are exactly 0 (with independent masks
+  noise alone gave map distance 0.197 at p 0.1 and 0.60 at p 0.5). The mixed image's row shares the
+  mask of its x_i. Dropout stays on (the paper trains with it); SmoothGrad/IG passes run without it.
+- L_cls (Eq. 5's first term) is ambiguous: written as CE(f(x), y), EGAT is TRADES-like (clean CE +
+  l1 KL); Madry-style AT puts CE on x_adv. Both readings are variants: `egat` (CE on x, literal) and
+  `egat-advce` (CE on x_adv, hyperparameter classification_input="adversarial"), all else equal.
 - Randomness (PGD start, pairs, l, guide and SmoothGrad noise) comes from generators seeded once from
   torch's global RNG when the method is built, so the same seed gives the same weights.
 """
@@ -50,7 +58,7 @@ from torch import Tensor, nn
 from attacks.base import check_eps, check_steps
 from attacks.pgd import pgd
 from benchmark.explain import EXPLAINERS, finercam_from_activations, gradcam_from_activations
-from benchmark.models import Classifier
+from benchmark.models import Classifier, dropout_off, shared_dropout_mask
 from benchmark.registry import UserError
 from methods.base import Method, Range, register_method
 from methods.guides import build_guide, resize_guide
@@ -63,6 +71,11 @@ FROM_ACTIVATIONS = {"gradcam": gradcam_from_activations, "finercam": finercam_fr
 
 #: Training-time PGD of `at` and `egat` (paper Sec. V-A): eps 0.02, 10 steps, alpha = eps / 4, random start.
 TRAINING_PGD: dict[str, Any] = {"pgd_eps": 0.02, "pgd_steps": 10, "pgd_alpha_ratio": 0.25}
+#: Where a sweep draws the training PGD's step (alpha / eps) from: the paper's eps/4 up to one eps per step.
+#: The budget eps is the threat model the tables evaluate, not a hyperparameter, so it is not searched.
+TRAINING_PGD_ALPHA_RANGE = Range(0.25, 1.0)
+#: What L_cls classifies (Eq. 5 is ambiguous: module notes).
+CLASSIFICATION_INPUTS = ("clean", "adversarial")
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -151,17 +164,20 @@ def _check_kwargs(name: str, function: Any, kwargs: dict[str, Any]) -> None:
 @register_method(
     "egat", display="EGAT",
     # paper Sec. IV-A, V-A: (l1, l2, l3, l4) = (0.5, 1, 1, 0.2), mixup Beta(0.2, 0.2), Grad-CAM, gray guide
+    # classification_input "clean": L_cls = CE(f(x), y), Eq. 5 read literally ("adversarial": egat-advce)
     hparams={"lambda_adv": 0.5, "lambda_egl": 1.0, "lambda_reg": 1.0, "lambda_map": 0.2, **TRAINING_PGD,
-             "mixup_alpha": 0.2, "explainer": "gradcam", "guide": "gray", "guide_sigma": 0.0},
+             "mixup_alpha": 0.2, "explainer": "gradcam", "guide": "gray", "guide_sigma": 0.0,
+             "classification_input": "clean"},
     search={"lambda_adv": Range(0.1, 5.0, log=True), "lambda_egl": Range(0.1, 10.0, log=True),
             "lambda_reg": Range(0.1, 10.0, log=True), "lambda_map": Range(0.02, 2.0, log=True),
-            "mixup_alpha": Range(0.1, 0.4)},
+            "mixup_alpha": Range(0.1, 0.4), "pgd_alpha_ratio": TRAINING_PGD_ALPHA_RANGE},
 )
 class EGAT(Method):
     """EGAT (arXiv 2603.01938): CE + l1 (KL + l4 map L2 under PGD) + l2 BCE(Phi, M) + l3 same-class mixup terms.
 
     Hyperparameters: lambda_adv, lambda_egl, lambda_reg, lambda_map (l1..l4), pgd_eps, pgd_steps,
-    pgd_alpha_ratio, mixup_alpha, explainer, guide, guide_sigma, and `explainer_<name>` settings passed
+    pgd_alpha_ratio, mixup_alpha, explainer, guide, guide_sigma, classification_input (what L_cls
+    classifies: "clean" x, or "adversarial" x_adv for egat-advce), and `explainer_<name>` settings passed
     to the explainer (e.g. explainer_samples for smoothgrad). The variants are this class with other
     values (benchmark/config.py).
     """
@@ -176,6 +192,10 @@ class EGAT(Method):
         self.mixup_alpha = float(hparams["mixup_alpha"])
         if not self.mixup_alpha > 0:
             raise UserError(f"EGAT hyperparameter mixup_alpha must be > 0, got {hparams['mixup_alpha']}")
+        self.classification_input = hparams["classification_input"]
+        if self.classification_input not in CLASSIFICATION_INPUTS:
+            raise UserError("EGAT hyperparameter classification_input must be one of "
+                            f"{', '.join(CLASSIFICATION_INPUTS)}, got {self.classification_input!r}")
         self.pgd = TrainingPGD.from_hparams(hparams)
         self.guide = build_guide(hparams["guide"], sigma=hparams["guide_sigma"], has_masks=has_masks)
         self.explainer = hparams["explainer"]
@@ -201,27 +221,32 @@ class EGAT(Method):
         """(maps Phi (N, h, w) kept differentiable, logits (N, C)) of the images cat(parts), N = len(target).
 
         One `features` pass per part (each BatchNorm batch holds one kind of image), then one head pass
-        over the concatenated activations that gives both the logits and Grad-CAM.
+        over the concatenated activations that gives both the logits and Grad-CAM, with one dropout mask
+        per image shared by its clean, adversarial and mixed rows. Input-resolution explainers' own
+        passes run with dropout off.
         """
         activations = torch.cat([self.model.features(part) for part in parts])
         if self._from_activations is not None:
-            return self._from_activations(self.model, activations, target, create_graph=True,
-                                          **self.explainer_kwargs)
+            with shared_dropout_mask(self.model, len(parts)):
+                return self._from_activations(self.model, activations, target, create_graph=True,
+                                              **self.explainer_kwargs)
         kwargs = dict(self.explainer_kwargs)
         if self._takes_generator:
             kwargs["generator"] = self.random.generator(target.device)
         explainer = EXPLAINERS.get(self.explainer)
-        with frozen_batchnorm_stats(self.model):
+        with frozen_batchnorm_stats(self.model), dropout_off(self.model):
             maps = [explainer(self.model, part, part_target, create_graph=True, **kwargs)
                     for part, part_target in zip(parts, target.chunk(len(parts)), strict=True)]
-        return torch.cat(maps), self.model.head(activations)
+        with shared_dropout_mask(self.model, len(parts)):
+            return torch.cat(maps), self.model.head(activations)
 
     def terms(self, x: Tensor, y: Tensor, *, x_adv: Tensor | None, partner: Tensor | None, lam: float,
               guide: Tensor | None) -> dict[str, Tensor]:
         """The unweighted loss terms on given x_adv, mixup partners and l, and guide (B, 1, H, W).
 
         A term whose input is None (no x_adv, no partners, no guide) is left out, and so is its pass
-        (no x_adv or x~ forward).
+        (no x_adv or x~ forward). `ce` is L_cls: CE on x, or on x_adv when classification_input is
+        "adversarial".
         """
         batch = len(y)
         parts = [x]
@@ -231,7 +256,10 @@ class EGAT(Method):
             parts.append(lam * x + (1 - lam) * x[partner])
         maps, logits = self.explain(parts, y.repeat(len(parts)))
         maps_x, logits_x = maps[:batch], logits[:batch]
-        terms = {"ce": F.cross_entropy(logits_x, y)}
+        if self.classification_input == "adversarial" and x_adv is None:
+            raise ValueError("classification_input 'adversarial' needs x_adv")
+        classified = logits_x if self.classification_input == "clean" else logits[batch : 2 * batch]
+        terms = {"ce": F.cross_entropy(classified, y)}
         if x_adv is not None:
             maps_adv, logits_adv = maps[batch : 2 * batch], logits[batch : 2 * batch]
             terms["kl"] = F.kl_div(F.log_softmax(logits_adv, dim=1), F.log_softmax(logits_x, dim=1),
@@ -249,7 +277,7 @@ class EGAT(Method):
         return terms
 
     def sample(self, batch: dict[str, Tensor]) -> dict[str, Any]:
-        """This step's random inputs of `terms`: x_adv (None when l1 = 0), mixup partners (None when
+        """This step's random inputs of `terms`: x_adv (None when l1 = 0 and L_cls is clean), mixup partners (None when
         l3 = 0) and l, guide (None when l2 = 0). Drawn in a fixed order, the attack last, so that an
         ablation draws the same pairs, l and guide as the full method from the same seed."""
         x, y = batch["x"], batch["y"]
@@ -257,7 +285,8 @@ class EGAT(Method):
         lam = self.random.python.betavariate(self.mixup_alpha, self.mixup_alpha)
         partner = same_class_partners(y, generator)
         guide = self.guide(batch, generator) if self.lambda_egl > 0 else None
-        x_adv = self.pgd(self.model, x, y, generator) if self.lambda_adv > 0 else None
+        needs_adv = self.lambda_adv > 0 or self.classification_input == "adversarial"
+        x_adv = self.pgd(self.model, x, y, generator) if needs_adv else None
         return {"x_adv": x_adv, "partner": partner if self.lambda_reg > 0 else None, "lam": lam, "guide": guide}
 
     def loss(self, batch: dict[str, Tensor], step: int) -> tuple[Tensor, dict[str, float]]:

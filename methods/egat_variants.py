@@ -1,4 +1,5 @@
-"""EGAT's named variants (paper Tables III and IV): the EGAT class under other hyperparameters.
+"""EGAT's named variants (paper Tables III and IV, and our bracket of Eq. 5): the EGAT class under other
+hyperparameters.
 
 Registered after `at` so that tables list them after the reference methods. The paper gives no
 SmoothGrad sample or IG point counts: 8 keeps the differentiable maps' memory in bounds (the quick
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from methods.base import register_variant
 
+# Eq. 5's L_cls read as Madry's outer loss, CE on x_adv (methods/egat.py notes); beside the literal `egat`
+register_variant("egat-advce", "egat", display="EGAT (CE on x_adv)", hparams={"classification_input": "adversarial"})
 register_variant("egat-noegl", "egat", display="w/o EGL", hparams={"lambda_egl": 0.0})
 register_variant("egat-noat", "egat", display="w/o AT", hparams={"lambda_adv": 0.0})
 register_variant("egat-sg", "egat", display="EGAT w SmoothGrad",

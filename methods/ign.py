@@ -25,8 +25,7 @@ Choices and deviations:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,20 +33,8 @@ from torch import Tensor, nn
 
 from attacks.base import eval_mode, project_
 from attacks.pgd import uniform_start
+from benchmark.models import dropout_off
 from methods.base import Method, Range, register_method
-
-
-@contextmanager
-def dropout_off(model: nn.Module) -> Iterator[None]:
-    """Switch the model's dropout layers to eval mode (BatchNorm untouched), restoring them afterwards."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.training]
-    for layer in layers:
-        layer.eval()
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.train()
 
 
 def path_gradient_sum(model: nn.Module, x: Tensor, delta: Tensor, y: Tensor, fractions: Sequence[float],

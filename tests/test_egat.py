@@ -17,7 +17,7 @@ from methods import METHODS, method_hparams
 from methods.egat import EGAT, frozen_batchnorm_stats, same_class_partners
 from methods.guides import build_guide, luminance, resize_guide
 
-EGAT_NAMES = ("egat", "egat-noegl", "egat-noat", "egat-sg", "egat-ig", "egat-finercam", "egat-noise0.01",
+EGAT_NAMES = ("egat", "egat-advce", "egat-noegl", "egat-noat", "egat-sg", "egat-ig", "egat-finercam", "egat-noise0.01",
               "egat-noise0.5", "egat-golden")
 #: settings that keep the tests fast (the formulas do not depend on them)
 FAST = {"pgd_steps": 2, "explainer_samples": 2, "explainer_steps": 2}
@@ -53,7 +53,8 @@ def test_registry_and_paper_hyperparameters():
     egat = METHODS.get("egat").hparams
     assert (egat["lambda_adv"], egat["lambda_egl"], egat["lambda_reg"], egat["lambda_map"]) == (0.5, 1, 1, 0.2)
     assert (egat["pgd_eps"], egat["pgd_steps"], egat["pgd_alpha_ratio"], egat["mixup_alpha"]) == (0.02, 10, 0.25, 0.2)
-    expected = {"egat-noegl": {"lambda_egl": 0.0}, "egat-noat": {"lambda_adv": 0.0},
+    expected = {"egat-advce": {"classification_input": "adversarial"}, "egat-noegl": {"lambda_egl": 0.0},
+                "egat-noat": {"lambda_adv": 0.0},
                 "egat-sg": {"explainer": "smoothgrad"}, "egat-ig": {"explainer": "ig"},
                 "egat-finercam": {"explainer": "finercam"},
                 "egat-noise0.01": {"guide": "gray+noise", "guide_sigma": 0.01},
@@ -166,6 +167,41 @@ def test_adversarial_terms_vanish_when_x_adv_is_x():
     assert terms["kl"].abs() < 1e-6 and terms["map_l2"] < 1e-6
     loss, _ = method.loss(batch, step=1)
     assert all(torch.isfinite(g).all() for g in _grads(model, loss))
+
+
+def test_branches_share_one_dropout_mask_so_x_adv_equal_to_x_costs_nothing():
+    """In train mode with dropout on, the clean, adversarial and mixed rows of an image share one mask: with
+    x_adv = x, L_adv's KL and map distance are exactly 0 (independent masks gave about 0.2 / 0.6)."""
+    model, batch = _model(dropout=0.5), _batch()
+    method = _method("egat", model)
+    method.train()
+    inputs = {**method.sample(batch), "x_adv": batch["x"].clone()}
+    terms = method.terms(batch["x"], batch["y"], **inputs)
+    assert terms["kl"].item() == 0.0 and terms["map_l2"].item() == 0.0
+    # the mask is still random per image and per step: two calls differ, so dropout is really on
+    again = method.terms(batch["x"], batch["y"], **inputs)
+    assert not torch.equal(again["ce"], terms["ce"])
+
+
+def test_egat_advce_classifies_x_adv_and_keeps_every_other_term():
+    """egat-advce's loss = CE(f(x_adv), y) + the literal EGAT's other weighted terms, on the same inputs."""
+    batch = _batch()
+    literal, advce = _method("egat", _model()), _method("egat-advce", _model())
+    inputs = literal.sample(batch)
+    x, y = batch["x"], batch["y"]
+    ours, reference = advce.terms(x, y, **inputs), literal.terms(x, y, **inputs)
+    assert list(ours) == list(reference)
+    with frozen_batchnorm_stats(advce.model):  # train-mode BatchNorm on x_adv alone, as its own pass does
+        expected_ce = F.cross_entropy(advce.model(inputs["x_adv"]), y)
+    torch.testing.assert_close(ours["ce"], expected_ce)
+    torch.testing.assert_close(reference["ce"], F.cross_entropy(literal.model(x), y))
+    for name in ours.keys() - {"ce"}:
+        torch.testing.assert_close(ours[name], reference[name])
+    weights = advce.weights()
+    loss = sum(weights[k] * v for k, v in ours.items())
+    torch.testing.assert_close(loss, expected_ce + sum(weights[k] * reference[k] for k in reference if k != "ce"))
+    with pytest.raises(UserError, match="classification_input must be one of clean, adversarial"):
+        _method("egat", _model(), classification_input="x_adv")
 
 
 def test_guides():
