@@ -17,7 +17,7 @@ from methods.dmada import grad_reverse, grl_coefficient, mix_ratio
 from methods.dre import dre_terms
 from methods.environments import environments
 from methods.ign import IGNorm, ig_norm_and_gradients, ig_norm_attack, integrated_loss_gradients
-from methods.igr import input_gradient_penalty
+from methods.igr import input_gradient_penalty, lambda_for_inputs
 from methods.irm import IRM, irm_penalty
 from methods.sgdrop import saliency_drop_mask
 
@@ -53,6 +53,26 @@ def test_igr_penalty_is_the_analytic_input_gradient_norm_of_a_linear_model():
     # double backprop: the penalty's parameter gradient is the analytic expression's
     ours = torch.autograd.grad(penalty, linear.weight)[0]
     torch.testing.assert_close(ours, torch.autograd.grad(analytic, linear.weight)[0])
+
+
+def test_igr_loss_at_the_lambda_derived_for_pixel_inputs():
+    """The declared lambda is the SVHN weight per sample, rescaled from unit-std inputs to [0, 1] pixels of std
+    0.225: 1e4 / (2 * 256) * 0.225^2; IGR's loss on a linear model is CE + that lambda * the analytic norm."""
+    derived = 1e4 / (2 * 256) * 0.225**2
+    for profile in ("quick", "paper"):
+        assert method_hparams("igr", PROFILES.get(profile))["lambda"] == pytest.approx(derived, rel=1e-12)
+    assert derived == pytest.approx(0.98877, abs=1e-5)
+    # the same penalty on std-s inputs x = s x' as on the standardized x': lambda scales with s^2
+    assert lambda_for_inputs(1e4, 256, 1.0, 0.5) == pytest.approx(1e4 / 512 * 0.25)
+    torch.manual_seed(0)
+    linear = nn.Linear(12, 4)
+    model = nn.Sequential(nn.Flatten(), linear)
+    x, y = torch.rand(5, 3, 2, 2), torch.tensor([0, 1, 2, 3, 1])
+    method = METHODS.get("igr")(model, method_hparams("igr", PROFILES.get("quick")))
+    loss, logs = method.loss({"x": x, "y": y}, step=1)
+    probs = torch.softmax(linear(x.flatten(1)), dim=1)
+    analytic = ((probs - F.one_hot(y, 4)) @ linear.weight).pow(2).sum(dim=1).mean()
+    torch.testing.assert_close(loss, F.cross_entropy(linear(x.flatten(1)), y) + derived * analytic)
 
 
 # ---------------------------------------------------------------- IG-NORM
