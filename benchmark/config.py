@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmark.registry import Registry, UserError
+from benchmark.registry import Range, Registry, UserError
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,24 @@ class Profile:
     training_pgd: dict[str, Any] = field(default_factory=dict)
     #: the seeds a grid runs unless --seeds says otherwise (tables show mean ± SE and n over them)
     seeds: tuple[int, ...] = (0, 1, 2)
+    #: loop settings a hyperparameter sweep draws for every method (benchmark/sweep.py), as DomainBed does
+    loop_search: dict[str, Range] = field(default_factory=dict)
 
     def train_settings(self) -> dict[str, Any]:
         """The settings that change what training produces (part of every train job's key)."""
-        keys = ("model", "pretrained", "image_size", "steps", "batch_size", "lr", "eval_every", "dropout")
-        return {k: v for k, v in asdict(self).items() if k in keys}
+        return {k: v for k, v in asdict(self).items() if k in TRAIN_SETTINGS}
+
+
+#: Profile fields that decide what training produces; LOOP_SETTINGS of them may differ per method (a sweep's)
+TRAIN_SETTINGS = ("model", "pretrained", "image_size", "steps", "batch_size", "lr", "eval_every", "dropout")
+LOOP_SETTINGS = ("lr", "dropout")
 
 
 PROFILES: Registry[Profile] = Registry("profile")
 
-#: Quick AT/EGAT training PGD: 3 steps instead of 10, each longer so that the total step length stays the
-#: paper's 10 x eps/4 = 2.5 eps (with eps/4 steps, 3 steps cannot cross the eps-ball and under-train robustness).
+#: Quick AT/EGAT training PGD: 3 steps instead of 10 (budget), each longer so that the total step length stays the
+#: paper's 10 x eps/4 = 2.5 eps (with eps/4 steps, 3 steps cannot cross the eps-ball). Derived from the paper's
+#: setting, not from results; it is trial 0 of the sweep, which draws alpha / eps from [0.25, 1] (methods/egat.py).
 QUICK_TRAINING_PGD: dict[str, Any] = {"pgd_steps": 3, "pgd_alpha_ratio": 2.5 / 3}
 
 PROFILES.add("quick", Profile(
@@ -82,6 +89,8 @@ PROFILES.add("quick", Profile(
            "unchanged); egat-sg and egat-ig use 4 "
            "SmoothGrad samples / IG points (paper profile: 8)."),
     training_pgd=QUICK_TRAINING_PGD,
+    # around the quick defaults (lr 2e-3, dropout 0.1): a decade of learning rates, DomainBed's dropout span
+    loop_search={"lr": Range(5e-4, 5e-3, log=True), "dropout": Range(0.0, 0.5)},
 ))
 
 PROFILES.add("paper", Profile(
@@ -103,6 +112,8 @@ PROFILES.add("paper", Profile(
     light_models=("mobilenet_v2", "efficientnet_b0"),
     notes=("paper profile: ResNet-50 (ImageNet weights), 224x224, Adam 1e-4, batch 32, 5000 steps, "
            "best-validation checkpoint, PGD-10 eps 0.02 (paper Sec. V-A)."),
+    # DomainBed's ResNet ranges: lr 10^U(-5, -3.5), dropout in [0, 0.5]
+    loop_search={"lr": Range(1e-5, 10 ** -3.5, log=True), "dropout": Range(0.0, 0.5)},
 ))
 
 

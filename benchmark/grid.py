@@ -46,6 +46,7 @@ class Selection:
     attacks: tuple[str, ...]
     eps: tuple[float, ...]
     hparams: dict[str, dict[str, str]] = field(default_factory=dict)  # method -> key -> CLI value
+    tuned: bool = True  # take the profile's sweep selection (benchmark/tuned.py) where it has one
 
 
 def build_jobs(selection: Selection) -> list[EvalJob]:
@@ -55,7 +56,7 @@ def build_jobs(selection: Selection) -> list[EvalJob]:
         for domain, method, seed in product(resolve_domains(dataset, selection.domains), selection.methods,
                                             selection.seeds):
             train_job = make_train_job(selection.profile, dataset, domain, method, seed,
-                                       selection.hparams.get(method))
+                                       selection.hparams.get(method), tuned=selection.tuned)
             jobs.append(EvalJob(train_job, selection.attacks, selection.eps))
     return jobs
 

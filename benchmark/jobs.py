@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from attacks import ATTACKS, resources_of
-from benchmark.config import Profile
+from benchmark.config import LOOP_SETTINGS, Profile
 from benchmark.data import DATASETS, Benchmark, load_benchmark
 from benchmark.evaluate import evaluate
 from benchmark.explain import EXPLAINERS
@@ -25,9 +25,10 @@ from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
 from benchmark.pretrain import pretrain_identity, uses_synthetic_pretraining
-from benchmark.registry import Registry
+from benchmark.registry import Registry, UserError
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
+from benchmark.tuned import tuned_values
 from methods import METHODS, Method, method_hparams
 from methods.guides import GUIDES
 
@@ -54,13 +55,28 @@ class TrainJob:
     method: str
     seed: int
     hparams: dict[str, Any] = field(default_factory=dict)
+    #: the profile's loop settings this job sets otherwise (LOOP_SETTINGS: lr, dropout), e.g. a sweep's draw
+    loop: dict[str, Any] = field(default_factory=dict)
+    #: where its hyperparameters come from, as tables state it (not part of the key: same values, same job)
+    tuning: str = "declared defaults (untuned)"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.loop) - set(LOOP_SETTINGS))
+        if unknown:
+            raise UserError(f"loop settings {', '.join(unknown)} cannot be set per job; "
+                            f"valid: {', '.join(LOOP_SETTINGS)}")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The profile's training settings with this job's loop settings in place."""
+        return {**self.profile.train_settings(), **self.loop}
 
     def config(self) -> dict[str, Any]:
         """The semantic configuration that determines the trained weights (with the content digest of each
         plugin it uses: its method, dataset, model, explainer or guide)."""
         config = {"version": TRAIN_VERSION, "dataset": self.dataset,
                   "data_version": DATASETS.get(self.dataset).version, "domain": self.domain, "method": self.method,
-                  "seed": self.seed, "hparams": self.hparams, **self.profile.train_settings()}
+                  "seed": self.seed, "hparams": self.hparams, **self.settings}
         if uses_synthetic_pretraining(self.profile):  # which synthetic pretraining it starts from
             config["pretrain"] = pretrain_identity(self.profile.model)
         return with_plugins(config, [(METHODS, self.method), (DATASETS, self.dataset), (MODELS, self.profile.model),
@@ -122,9 +138,16 @@ def evaluated_current(job: EvalJob, store: Store) -> bool:
 
 
 def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
-                   overrides: dict[str, str] | None = None) -> TrainJob:
-    """A train job with the method's hyperparameters resolved for the profile (user overrides last)."""
-    return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile, overrides))
+                   overrides: dict[str, str] | None = None, *, tuned: bool = True) -> TrainJob:
+    """A train job with the method's hyperparameters resolved for the profile: with `tuned`, the values the
+    profile's committed sweep selected for (dataset, method) where it has them (benchmark/tuned.py); user
+    overrides last."""
+    selected = tuned_values(profile.name, dataset, method) if tuned else None
+    if selected is None:
+        return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile, overrides))
+    loop = {k: v for k, v in selected.loop.items() if v != profile.train_settings()[k]}
+    return TrainJob(profile, dataset, domain, method, seed,
+                    method_hparams(method, profile, overrides, tuned=selected.hparams), loop, selected.description)
 
 
 @cache
@@ -145,7 +168,7 @@ def benchmark_for(job: TrainJob, data_root: str | None) -> Benchmark:
 def new_model(job: TrainJob, num_classes: int) -> Classifier:
     """A freshly initialized model of the job's profile (seed first for reproducible weights)."""
     profile = job.profile
-    return build_model(profile.model, num_classes, pretrained=profile.pretrained, dropout=profile.dropout)
+    return build_model(profile.model, num_classes, pretrained=profile.pretrained, dropout=job.settings["dropout"])
 
 
 def new_method(job: TrainJob, bench: Benchmark) -> Method:
@@ -163,9 +186,10 @@ def resolve_device(device: str) -> torch.device:
 
 
 def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
     """Train (unless the current code's record exists: a stale one is redone), save the best checkpoint, then
-    the train record, under the fixed numerics of every job (benchmark/numerics.py)."""
+    the train record, under the fixed numerics of every job (benchmark/numerics.py). A non-finite loss is a
+    DivergedError, or with `stop_on_divergence` (sweeps) the record's `diverged_at` (benchmark/train.py)."""
     if trained_current(job, store):
         return store.read("train", job.key)
     profile = job.profile
@@ -175,14 +199,16 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
     with job_numerics(dev) as numerics:
         method = new_method(job, bench)
         result = train(method, domain.train, domain.val, steps=profile.steps, batch_size=profile.batch_size,
-                       lr=profile.lr, eval_every=profile.eval_every, seed=job.seed, device=dev,
-                       progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}")
+                       lr=job.settings["lr"], eval_every=profile.eval_every, seed=job.seed, device=dev,
+                       progress=progress, desc=f"{job.method} {job.dataset}/{job.domain} s{job.seed}",
+                       stop_on_divergence=stop_on_divergence)
     store.save_checkpoint(job.key, result.best_state)
     record = {
         "kind": "train", "key": job.key, "profile": job.profile.name, "dataset": job.dataset,
         "train_domain": job.domain, "method": job.method, "seed": job.seed, "config": job.config(),
-        "versions": versions(), "data": bench.description,
-        "best_step": result.best_step, "best_val_acc": result.best_val_acc, "curve": result.curve,
+        "tuning": job.tuning, "versions": versions(), "data": bench.description,
+        "best_step": result.best_step, "best_val_acc": result.best_val_acc, "diverged_at": result.diverged_at,
+        "curve": result.curve,
         "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
         "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
         "device": str(dev), "numerics": numerics, "fingerprint": job.fingerprint(),
@@ -192,12 +218,13 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
 
 
 def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str = "auto",
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
     """Evaluate a trained model (training it first if needed) and write the eval record; a record of other code
     (stale fingerprint) is redone."""
     if evaluated_current(job, store):
         return store.read("eval", job.key)
-    train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress)
+    train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress,
+                             stop_on_divergence=stop_on_divergence)
     bench = benchmark_for(job.train, data_root)
     model = new_model(job.train, bench.num_classes)
     model.load_state_dict(store.load_checkpoint(job.train.key))
@@ -211,6 +238,7 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
         "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
         "dataset": job.train.dataset, "train_domain": job.train.domain, "method": job.train.method,
         "seed": job.train.seed, "config": {**job.config(), "train": job.train.config()},
+        "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
         "eval_time_s": time.perf_counter() - start, "device": str(dev), "numerics": numerics,
         "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},

@@ -42,6 +42,7 @@ class LaunchOptions:
     slurm_time_min: int = 240
     slurm_local: bool = False
     plugins: tuple[str, ...] = ()  # plugin files every worker loads before it runs a job
+    stop_on_divergence: bool = False  # a sweep's trials record a NaN loss instead of failing (benchmark/train.py)
 
 
 Launcher = Callable[[Sequence[EvalJob], LaunchOptions], None]
@@ -53,7 +54,7 @@ def execute(job: EvalJob, options: LaunchOptions, progress: bool = False) -> str
     worker process loads the run's plugins first (a no-op where they are loaded)."""
     load_plugins(options.plugins)
     run_eval(job, Store(options.results_dir, job.train.profile.name), data_root=options.data_root,
-             device=options.device, progress=progress)
+             device=options.device, progress=progress, stop_on_divergence=options.stop_on_divergence)
     return job.key
 
 

@@ -7,6 +7,8 @@ so that job keys can include a plugin's file content and a failed plugin leaves 
 
 from __future__ import annotations
 
+import math
+import random
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +33,33 @@ _REGISTRIES: list[Registry] = []
 
 class UserError(Exception):
     """Bad user input (names, values, data folders): the CLI prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where a sweep may draw a hyperparameter from: [low, high], log-uniform if `log`, integers if `integer`
+    (declared beside a method's defaults, methods/base.py, and a profile's loop settings, benchmark/config.py)."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise UserError(f"a search range needs finite low < high, got [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise UserError(f"a log-uniform search range needs low > 0, got {self.low}")
+        if self.integer and math.ceil(self.low) > math.floor(self.high):
+            raise UserError(f"an integer search range needs an integer in [{self.low}, {self.high}]")
+
+    def draw(self, rng: random.Random) -> float | int:
+        """One value: uniform (in log space if `log`) in [low, high], rounded to an integer if `integer`."""
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = rng.uniform(self.low, self.high)
+        return min(max(round(value), math.ceil(self.low)), math.floor(self.high)) if self.integer else value
 
 
 def report(err: UserError) -> int:

@@ -209,6 +209,9 @@ class Results:
                 f"seeds {_join((r['seed'] for r in runs), numeric=True)}; "
                 f"code {_join(r.get('versions', {}).get('code') for r in runs)}, "
                 f"torch {_join(r.get('versions', {}).get('torch') for r in runs)}")
+        if runs:
+            tunings = sorted({str(r.get("tuning", "not recorded (a record older than the sweep)")) for r in runs})
+            lines.append("hyperparameters: " + "; ".join(tunings))
         lines.append("aggregation: mean ± standard error over seeds, SE = sample std (ddof=1) / sqrt(n), "
                      "shown when n > 1; n = seeds per cell; – = no record")
         if self.stale and self.allow_stale:

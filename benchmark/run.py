@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from attacks import ATTACKS, resources_of
-from benchmark.config import PROFILES, parse_hparam_overrides
+from benchmark.config import PROFILES, Profile, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan
@@ -61,23 +61,21 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.splitlines()[0])
-    p.add_argument("--list", action="store_true", help="print every registry and exit")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
+def add_profile_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that pick and adjust a profile (shared with benchmark.sweep)."""
     p.add_argument("--profile", default="quick", help="quick (built-in data, CPU) or paper")
     p.add_argument("--datasets", default=None, help="comma list; default: the profile's datasets")
-    p.add_argument("--domains", default="all", help="all, or comma list of domain names or indices 0-3")
-    p.add_argument("--methods", default="erm", help="comma list of methods, or all")
-    p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, or none")
-    p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
     p.add_argument("--seeds", default=None, help="comma list of seeds; default: the profile's (0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps (smoke tests)")
-    p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
     p.add_argument("--image-size", type=int, default=None, help="override the profile's input size (folder data)")
     p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
     p.add_argument("--no-pretrained", action="store_true",
                    help="train from random weights instead of the profile's pretrained ones (part of the job key)")
+
+
+def add_launch_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that say where results go and how jobs run (shared with benchmark.sweep)."""
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
     p.add_argument("--results-dir", default="results", help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
     p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
@@ -89,6 +87,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-local", action="store_true", help="run the slurm launcher on submitit's local executor")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda if available")
     p.add_argument("--plugins", default="", help="comma list of plugin files registering methods, attacks, ...")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.splitlines()[0])
+    p.add_argument("--list", action="store_true", help="print every registry and exit")
+    add_profile_arguments(p)
+    p.add_argument("--domains", default="all", help="all, or comma list of domain names or indices 0-3")
+    p.add_argument("--methods", default="erm", help="comma list of methods, or all")
+    p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, or none")
+    p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
+    p.add_argument("--hparams", default="", help="hyperparameter overrides METHOD.KEY=VALUE,... (see config.py)")
+    p.add_argument("--untuned", action="store_true",
+                   help="use the methods' declared defaults, not the profile's sweep selection (benchmark/tuned/)")
+    add_launch_arguments(p)
     return p
 
 
@@ -97,8 +109,8 @@ def print_registries() -> None:
         print(f"{title}: {', '.join(registry.names())}")
 
 
-def selection_from_args(args: argparse.Namespace) -> Selection:
-    """Validate every name and number the user gave; UserError names the valid choices."""
+def profile_from_args(args: argparse.Namespace) -> Profile:
+    """The chosen profile with the user's adjustments (steps, model, pretraining, image size), validated."""
     profile = PROFILES.get(args.profile)
     if args.steps is not None:
         if args.steps < 1:
@@ -113,9 +125,24 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         if args.image_size < 8:
             raise UserError(f"--image-size must be >= 8, got {args.image_size}")
         profile = replace(profile, image_size=args.image_size)
-    datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")
+    return profile
+
+
+def launch_options(args: argparse.Namespace, plugins: tuple[str, ...], *, results_dir: str | None = None,
+                   stop_on_divergence: bool = False) -> LaunchOptions:
+    """The launcher's options from the shared launch flags."""
+    return LaunchOptions(results_dir or args.results_dir, args.data_root, args.device, args.workers,
+                         ray_address=args.ray_address, slurm_partition=args.slurm_partition,
+                         slurm_gpus=args.slurm_gpus, slurm_time_min=args.slurm_time, slurm_local=args.slurm_local,
+                         plugins=plugins, stop_on_divergence=stop_on_divergence)
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    """Validate every name and number the user gave; UserError names the valid choices."""
+    profile = profile_from_args(args)
+    datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
     methods = tuple(parse_names(args.methods, METHODS))
     hparams = parse_hparam_overrides(args.hparams)
     for method in hparams:
@@ -130,6 +157,7 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True)),
         eps=parse_eps(args.eps) if args.eps is not None else profile.eps_grid,
         hparams=hparams,
+        tuned=not args.untuned,
     )
 
 
@@ -177,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         resource.provide(load_dataset_for(dataset, args.data_root, selection.profile),
                                          device=resolve_device(args.device), progress=True)
         if plan.pending:
-            launcher(plan.pending, LaunchOptions(
-                args.results_dir, args.data_root, args.device, args.workers, ray_address=args.ray_address,
-                slurm_partition=args.slurm_partition, slurm_gpus=args.slurm_gpus, slurm_time_min=args.slurm_time,
-                slurm_local=args.slurm_local, plugins=plugins))
+            launcher(plan.pending, launch_options(args, plugins))
         else:
             print("all jobs are done; nothing to run")
     except UserError as err:

@@ -65,6 +65,8 @@ class TrainResult:
     step_time_s: float = 0.0
     steps_per_epoch: float = 0.0
     total_time_s: float = 0.0
+    #: the step whose loss was not finite when training stopped there (stop_on_divergence), else None
+    diverged_at: int | None = None
 
     @property
     def time_per_epoch_s(self) -> float:
@@ -72,15 +74,23 @@ class TrainResult:
         return self.step_time_s * self.steps_per_epoch
 
 
+class DivergedError(UserError):
+    """A non-finite training loss (the CLI reports it as one line; a sweep records the trial as diverged)."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
 def training_step(method: Method, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], step: int, *,
                   seed: int) -> tuple[Tensor, dict[str, float]]:
     """One optimizer step of `method` on `batch` (finished on the device when it is a GPU); a NaN loss is a
-    UserError naming the method, step and seed."""
+    DivergedError naming the method, step and seed."""
     method.train()
     loss, logs = method.loss(batch, step)
     if not math.isfinite(loss.item()):
-        raise UserError(f"{type(method).__name__} loss is {loss.item()} at step {step} (seed {seed}); "
-                        "lower the learning rate or check the method's hyperparameters")
+        raise DivergedError(f"{type(method).__name__} loss is {loss.item()} at step {step} (seed {seed}); "
+                            "lower the learning rate or check the method's hyperparameters", step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -91,8 +101,11 @@ def training_step(method: Method, optimizer: torch.optim.Optimizer, batch: dict[
 
 def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, batch_size: int, lr: float,
           eval_every: int, seed: int, device: torch.device | str = "cpu", progress: bool = True,
-          desc: str = "train") -> TrainResult:
-    """Train `method.model` for `steps` Adam steps and return its best-validation state."""
+          desc: str = "train", stop_on_divergence: bool = False) -> TrainResult:
+    """Train `method.model` for `steps` Adam steps and return its best-validation state. A non-finite loss raises
+    DivergedError, or with `stop_on_divergence` (a sweep's trials) ends training there: the best checkpoint
+    validated before it is kept (the initial weights, validation accuracy -1, when none was) and
+    `diverged_at` says where."""
     device = torch.device(device)
     model = method.model.to(device)
     method.extra.to(device)
@@ -109,7 +122,13 @@ def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, b
             optimizer = torch.optim.Adam(method.parameters(), lr=lr)
         batch = to_device(next(batches), device)
         t0 = time.perf_counter()
-        loss, logs = training_step(method, optimizer, batch, step, seed=seed)
+        try:
+            loss, logs = training_step(method, optimizer, batch, step, seed=seed)
+        except DivergedError:
+            if not stop_on_divergence:
+                raise
+            best.diverged_at = step
+            break
         step_times.append(time.perf_counter() - t0)
         for k, v in logs.items():
             logs_sum[k] = logs_sum.get(k, 0.0) + v
@@ -123,6 +142,6 @@ def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, b
                 best.best_state = copy.deepcopy(model.state_dict())
                 best.best_step, best.best_val_acc = step, val_acc
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_acc:.1f}", best=f"{best.best_val_acc:.1f}")
-    best.step_time_s = statistics.median(step_times)
+    best.step_time_s = statistics.median(step_times) if step_times else math.nan
     best.total_time_s = time.perf_counter() - start
     return best

@@ -8,22 +8,22 @@ class under other hyperparameters, e.g. `egat-noegl`) is one `register_variant(.
 
 Profiles add one rule of their own: methods that train on PGD (their hyperparameters have
 `pgd_steps`) take the profile's `training_pgd` settings. Resolution order: the declaration's
-defaults, the profile's training-PGD rule, the declaration's scaling for that profile, then the
-user's `--hparams` overrides. Adding a method is one file with one decorated class.
+defaults, the profile's training-PGD rule, the declaration's scaling for that profile, the values a
+hyperparameter sweep selected (benchmark/tuned.py), then the user's `--hparams` overrides. Adding a
+method is one file with one decorated class.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from benchmark.registry import Registry, UserError
+from benchmark.registry import Range, Registry, UserError
 
 if TYPE_CHECKING:
     from benchmark.config import Profile
@@ -58,22 +58,6 @@ class Method:
 
 
 @dataclass(frozen=True)
-class Range:
-    """Where a sweep may draw a hyperparameter from: [low, high], log-uniform if `log`, integers if `integer`."""
-
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise UserError(f"a search range needs finite low < high, got [{self.low}, {self.high}]")
-        if self.log and self.low <= 0:
-            raise UserError(f"a log-uniform search range needs low > 0, got {self.low}")
-
-
-@dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its class and everything declared beside it. Calling it builds the method."""
 
@@ -86,6 +70,14 @@ class MethodSpec:
     search: Mapping[str, Range] = field(default_factory=dict)
     #: profile name -> hyperparameters that profile sets instead (budgets scaled to the run)
     scaled: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: profile name -> search ranges that profile uses instead (ranges scaled to the run)
+    scaled_search: Mapping[str, Mapping[str, Range]] = field(default_factory=dict)
+    #: the method this one is a variant of (register_variant), None for a method of its own
+    parent: str | None = None
+
+    def search_space(self, profile: str) -> dict[str, Range]:
+        """The ranges a sweep draws this method's hyperparameters from under `profile`."""
+        return {**self.search, **self.scaled_search.get(profile, {})}
 
     @property
     def trains_on_pgd(self) -> bool:
@@ -112,22 +104,42 @@ def _checked(spec: MethodSpec) -> MethodSpec:
     except TypeError as err:
         raise UserError(f"method {spec.name!r}: hyperparameters must be JSON values (they are hashed into job keys): "
                         f"{err}") from None
-    for where, keys in (("search", spec.search), *((f"scaled[{p}]", s) for p, s in spec.scaled.items())):
+    for where, keys in (("search", spec.search), *((f"scaled[{p}]", s) for p, s in spec.scaled.items()),
+                        *((f"scaled_search[{p}]", s) for p, s in spec.scaled_search.items())):
         unknown = sorted(set(keys) - set(spec.hparams))
         if unknown:
             raise UserError(f"method {spec.name!r}: {where} names {', '.join(unknown)}, which are not among its "
                             f"hyperparameters ({', '.join(spec.hparams) or 'none'})")
+    for name, space in (("search", spec.search), *((f"scaled_search[{p}]", s) for p, s in spec.scaled_search.items())):
+        for key, bounds in space.items():
+            _check_range_type(spec.name, name, key, bounds, spec.hparams[key])
     return spec
+
+
+def _check_range_type(method: str, where: str, key: str, bounds: Range, default: Any) -> None:
+    """A UserError unless the range can produce values of the hyperparameter's type (bounds must be a Range)."""
+    if not isinstance(bounds, Range):
+        raise UserError(f"method {method!r}: {where}[{key!r}] must be a methods.Range, got {bounds!r}")
+    if isinstance(default, bool) or not isinstance(default, int | float):
+        raise UserError(f"method {method!r}: {where}[{key!r}] is a numeric range but {key} is "
+                        f"{type(default).__name__} {default!r}; only int and float hyperparameters can be searched")
+    if isinstance(default, int) and not bounds.integer:
+        raise UserError(f"method {method!r}: {where}[{key!r}] draws floats but {key} is an int ({default!r}); "
+                        "declare Range(..., integer=True)")
+    if isinstance(default, float) and bounds.integer:
+        raise UserError(f"method {method!r}: {where}[{key!r}] draws integers but {key} is a float ({default!r})")
 
 
 def register_method(name: str, *, display: str, hparams: Mapping[str, Any] | None = None,
                     search: Mapping[str, Range] | None = None,
-                    scaled: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[type[Method]], type[Method]]:
+                    scaled: Mapping[str, Mapping[str, Any]] | None = None,
+                    scaled_search: Mapping[str, Mapping[str, Range]] | None = None,
+                    ) -> Callable[[type[Method]], type[Method]]:
     """Class decorator: register the class as method `name` with its declaration (see MethodSpec)."""
 
     def add(cls: type[Method]) -> type[Method]:
         METHODS.add(name, _checked(MethodSpec(name, cls, display, dict(hparams or {}), dict(search or {}),
-                                              dict(scaled or {}))))
+                                              dict(scaled or {}), dict(scaled_search or {}))))
         return cls
 
     return add
@@ -142,8 +154,11 @@ def register_variant(name: str, of: str, *, display: str, hparams: Mapping[str, 
     parent = METHODS.get(of)
     merged = {p: {**parent.scaled.get(p, {}), **(scaled or {}).get(p, {})}
               for p in {*parent.scaled, *(scaled or {})}}
+    scaled_search = {p: {k: r for k, r in space.items() if k not in hparams}
+                     for p, space in parent.scaled_search.items()}
     spec = _checked(MethodSpec(name, parent.cls, display, {**parent.hparams, **hparams},
-                               {k: r for k, r in parent.search.items() if k not in hparams}, merged))
+                               {k: r for k, r in parent.search.items() if k not in hparams}, merged, scaled_search,
+                               parent=of))
     METHODS.add(name, spec)
     return spec
 
@@ -162,13 +177,16 @@ def _parse_value(text: str, default: Any, where: str) -> Any:
     raise UserError(f"{where}={text!r} must be a {expected.__name__} like its default {default!r}")
 
 
-def method_hparams(method: str, profile: Profile, overrides: dict[str, str] | None = None) -> dict[str, Any]:
-    """Hyperparameters of `method` under `profile` (see the module docstring), user overrides (CLI strings) last."""
+def method_hparams(method: str, profile: Profile, overrides: dict[str, str] | None = None, *,
+                   tuned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Hyperparameters of `method` under `profile` (see the module docstring), then `tuned` values (a sweep's
+    selection, benchmark/tuned.py), user overrides (CLI strings) last."""
     spec = METHODS.get(method)
     hparams = copy.deepcopy(dict(spec.hparams))
     if spec.trains_on_pgd:
         hparams.update(profile.training_pgd)
     hparams.update(copy.deepcopy(dict(spec.scaled.get(profile.name, {}))))
+    hparams.update({k: v for k, v in (tuned or {}).items() if k in hparams})
     for key, text in (overrides or {}).items():
         if key not in hparams:
             valid = ", ".join(hparams) or "none"

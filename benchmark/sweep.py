@@ -1,0 +1,275 @@
+"""Equal-budget random hyperparameter search, DomainBed-style: python -m benchmark.sweep --methods M,... --trials N
+
+Every method gets the same number of trials per dataset. Trial 0 is the declared defaults (the
+profile's resolution, methods/base.py); trial t >= 1 draws the profile's loop settings (learning
+rate, dropout: `Profile.loop_search`) and the method's own hyperparameters (the ranges declared
+beside its defaults, `search` / `scaled_search`) from a generator seeded by (profile, dataset,
+method, t), so a trial's values never depend on which other methods or trials run. A trial trains on
+the dataset's first domain for each seed (the same values for every seed) and is evaluated without
+attacks (clean, cue-free and out-of-domain accuracy). Seeds: `--seeds`, default 0 only.
+
+Selection: per (dataset, method), the trial with the highest training-domain validation accuracy
+(the best checkpoint's, mean over seeds; the paper's rule, DomainBed's "training-domain
+validation"); beside it, as DomainBed reports, the test-domain oracle: the trial with the best mean
+accuracy on the other domains, which no table uses. `--write-tuned` writes the validation selection
+to benchmark/tuned/<profile>.json with the records' keys as provenance; every train job of the
+profile then takes those values. A trial whose loss turns non-finite stops there and keeps its best
+earlier checkpoint (benchmark/train.py); its record says so.
+
+Records go to <results>/sweep/<profile>/runs (apart from the tables' store, so trials never mix
+with table runs); the report to <results>/sweep/<profile>/sweep.{csv,md}. Resumable and launched
+like the grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.config import Profile
+from benchmark.data import DATASETS, resolve_domains
+from benchmark.grid import estimate_seconds, make_plan
+from benchmark.jobs import EvalJob, TrainJob, load_dataset_for, resolve_device
+from benchmark.launchers import LAUNCHERS
+from benchmark.numerics import job_numerics
+from benchmark.plugins import load_plugins
+from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
+from benchmark.registry import UserError, parse_names, report
+from benchmark.run import (
+    _one_line_warning,
+    add_launch_arguments,
+    add_profile_arguments,
+    launch_options,
+    parse_seeds,
+    profile_from_args,
+)
+from benchmark.store import Store, atomic_write_bytes
+from benchmark.tables import markdown_table
+from benchmark.tuned import tuned_path
+from methods import METHODS, method_hparams
+
+#: how the sweep selects (the tuned file and every table header say it)
+SELECTION_RULE = "training-domain validation accuracy (best checkpoint, mean over seeds)"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the search: its index and the values it sets (empty for trial 0, the defaults)."""
+
+    method: str
+    dataset: str
+    index: int
+    hparams: dict[str, Any]
+    loop: dict[str, Any]
+
+
+def _generator(profile: str, dataset: str, method: str, index: int) -> random.Random:
+    digest = hashlib.sha256(json.dumps([profile, dataset, method, index]).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
+def _typed(value: float | int, default: Any) -> float | int:
+    """The drawn value in the default's type; floats to 4 significant digits (readable keys and tuned files)."""
+    return int(value) if isinstance(default, int) and not isinstance(default, bool) else float(f"{value:.4g}")
+
+
+def draw_trial(profile: Profile, dataset: str, method: str, index: int) -> Trial:
+    """Trial `index` of `method` on `dataset`: the defaults for index 0, else one draw from every range."""
+    if index == 0:
+        return Trial(method, dataset, 0, {}, {})
+    rng = _generator(profile.name, dataset, method, index)
+    settings = profile.train_settings()
+    loop = {k: _typed(r.draw(rng), settings[k]) for k, r in sorted(profile.loop_search.items())}
+    defaults = method_hparams(method, profile)
+    space = METHODS.get(method).search_space(profile.name)
+    return Trial(method, dataset, index, {k: _typed(r.draw(rng), defaults[k]) for k, r in sorted(space.items())}, loop)
+
+
+def trial_job(profile: Profile, trial: Trial, seed: int) -> EvalJob:
+    """The eval job (no attacks) of a trial on its dataset's first domain for one seed."""
+    domain = resolve_domains(trial.dataset, "0")[0]
+    hparams = method_hparams(trial.method, profile, tuned=trial.hparams)
+    train = TrainJob(profile, trial.dataset, domain, trial.method, seed, hparams, dict(trial.loop),
+                     f"sweep trial {trial.index}")
+    return EvalJob(train, (), ())
+
+
+def plan_trials(profile: Profile, datasets: Sequence[str], methods: Sequence[str], trials: int,
+                seeds: Sequence[int]) -> list[tuple[Trial, EvalJob]]:
+    """Every (trial, seed) job of the sweep, grouped by dataset, method, trial."""
+    return [(trial, trial_job(profile, trial, seed)) for dataset in datasets for method in methods
+            for trial in (draw_trial(profile, dataset, method, i) for i in range(trials)) for seed in seeds]
+
+
+def sweep_store(results_dir: str | Path, profile: Profile) -> Store:
+    """Where the sweep's records live (apart from the tables' store)."""
+    return Store(Path(results_dir) / "sweep", profile.name)
+
+
+def trial_rows(planned: list[tuple[Trial, EvalJob]], store: Store) -> pd.DataFrame:
+    """One row per finished (trial, seed): its values, validation, in-domain test and out-of-domain accuracy."""
+    rows = []
+    for trial, job in planned:
+        if not store.has("eval", job.key):
+            continue
+        record = store.read("eval", job.key)
+        train = store.read("train", job.train.key)
+        metrics = record["metrics"]
+        ood = metrics["ood_cAcc"]
+        rows.append({
+            "dataset": trial.dataset, "method": trial.method, "trial": trial.index, "seed": job.train.seed,
+            "values": json.dumps({**trial.loop, **trial.hparams}, sort_keys=True) if trial.index else "defaults",
+            "val_acc": train["best_val_acc"], "cAcc": metrics["cAcc"],
+            "ood_acc": sum(ood.values()) / len(ood) if ood else math.nan,
+            "diverged_at": train.get("diverged_at") or "", "train_key": job.train.key, "eval_key": job.key,
+        })
+    return pd.DataFrame(rows)
+
+
+def select(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, method): the validation-selected and the oracle-selected trial with their scores (means
+    over seeds; ties go to the lower trial index, i.e. the defaults first)."""
+    means = rows.groupby(["dataset", "method", "trial"], sort=False).agg(
+        val_acc=("val_acc", "mean"), cAcc=("cAcc", "mean"), ood_acc=("ood_acc", "mean"), n=("seed", "size"),
+        values=("values", "first")).reset_index()
+    chosen = []
+    for (dataset, method), group in means.groupby(["dataset", "method"], sort=False):
+        group = group.sort_values("trial")
+        by_val = group.loc[group["val_acc"].idxmax()]
+        by_oracle = group.loc[group["ood_acc"].idxmax()]
+        chosen.append({
+            "dataset": dataset, "method": method, "trials": len(group), "seeds": int(group["n"].min()),
+            "val_trial": int(by_val["trial"]), "val_acc": by_val["val_acc"], "val_cAcc": by_val["cAcc"],
+            "val_ood_acc": by_val["ood_acc"], "oracle_trial": int(by_oracle["trial"]),
+            "oracle_cAcc": by_oracle["cAcc"], "oracle_ood_acc": by_oracle["ood_acc"],
+            "oracle_gain_ood": by_oracle["ood_acc"] - by_val["ood_acc"], "values": by_val["values"],
+        })
+    return pd.DataFrame(chosen)
+
+
+def tuned_document(profile: Profile, planned: list[tuple[Trial, EvalJob]], chosen: pd.DataFrame, trials: int,
+                   seeds: Sequence[int], command: str) -> dict[str, Any]:
+    """The tuned file's content: the validation selection per dataset and method, with provenance."""
+    selected: dict[str, dict[str, Any]] = {}
+    for row in chosen.itertuples():
+        matches = [(t, j) for t, j in planned if (t.dataset, t.method, t.index) == (row.dataset, row.method,
+                                                                                    row.val_trial)]
+        trial = matches[0][0]
+        selected.setdefault(row.dataset, {})[row.method] = {
+            "trial": trial.index, "hparams": method_hparams(row.method, profile, tuned=trial.hparams),
+            "loop": {k: trial.loop.get(k, profile.train_settings()[k]) for k in profile.loop_search},
+            "val_acc": round(float(row.val_acc), 4), "seeds": list(seeds),
+            "records": [{"train_key": j.train.key, "eval_key": j.key} for _, j in matches],
+        }
+    return {"profile": profile.name, "trials": trials, "seeds": list(seeds), "selection": SELECTION_RULE,
+            "records": f"results/sweep/{profile.name}/runs", "command": command, "selected": selected}
+
+
+def write_report(rows: pd.DataFrame, chosen: pd.DataFrame, out: Path, profile: Profile, trials: int,
+                 seeds: Sequence[int]) -> list[Path]:
+    """sweep.csv (every trial and seed), sweep.md (the selection, validation beside oracle, and every trial)."""
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "sweep.csv", out / "sweep.md"
+    atomic_write_bytes(csv_path, rows.to_csv(index=False).encode())
+    shown = chosen.assign(**{c: chosen[c].round(2) for c in ("val_acc", "val_cAcc", "val_ood_acc", "oracle_cAcc",
+                                                              "oracle_ood_acc", "oracle_gain_ood")})
+    columns = ["dataset", "method", "trials", "seeds", "val_trial", "val_acc", "val_cAcc", "val_ood_acc",
+               "oracle_trial", "oracle_cAcc", "oracle_ood_acc", "oracle_gain_ood", "values"]
+    all_trials = rows.assign(**{c: rows[c].round(2) for c in ("val_acc", "cAcc", "ood_acc")})
+    lines = [
+        f"# Hyperparameter sweep ({profile.name} profile)", "",
+        f"NOT THE PAPER'S RESULTS: {profile.name}-profile runs. {trials} trials per method and dataset (trial 0: "
+        f"the declared defaults), seeds {', '.join(map(str, seeds))} (n = {len(seeds)} per trial), each trained on "
+        "the dataset's first domain and evaluated without attacks.", "",
+        f"Selection (the tuned file, benchmark/tuned/{profile.name}.json): {SELECTION_RULE}. Oracle (reported "
+        "only, as DomainBed does; no table uses it): the trial with the best mean accuracy on the other domains' "
+        "test splits. val_cAcc / val_ood_acc: in-domain test and mean out-of-domain accuracy (%) of the "
+        "validation-selected trial; oracle_gain_ood: how much out-of-domain accuracy the oracle's choice adds.", "",
+        markdown_table(shown[columns].set_index("dataset"), corner="dataset"), "",
+        "## Every trial", "",
+        markdown_table(all_trials.drop(columns=["train_key", "eval_key"]).set_index("dataset"), corner="dataset"), "",
+    ]
+    atomic_write_bytes(md_path, "\n".join(lines).encode())
+    return [csv_path, md_path]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark.sweep", description=__doc__.splitlines()[0])
+    add_profile_arguments(p)
+    p.add_argument("--methods", required=True, help="comma list of methods, or all")
+    p.add_argument("--trials", type=int, required=True, help="trials per method and dataset (trial 0: defaults)")
+    p.add_argument("--write-tuned", action="store_true",
+                   help="write the validation selection to benchmark/tuned/<profile>.json (the profile's tuned values)")
+    p.add_argument("--tuned-out", default=None,
+                   help="write the selection to this file instead of the profile's (any profile adjustments allowed)")
+    add_launch_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        plugins = tuple(origin.source for origin in load_plugins(args.plugins) if Path(origin.source).is_file())
+        if args.trials < 1:
+            raise UserError(f"--trials must be >= 1 (trial 0 is the defaults), got {args.trials}")
+        profile = profile_from_args(args)
+        adjusted = [flag for flag, value in (("--steps", args.steps), ("--model", args.model),
+                                              ("--no-pretrained", args.no_pretrained or None),
+                                              ("--image-size", args.image_size)) if value is not None]
+        if args.write_tuned and adjusted and args.tuned_out is None:
+            raise UserError(f"--write-tuned writes the {profile.name} profile's tuned values, but "
+                            f"{', '.join(adjusted)} "
+                            "changed the profile; drop them, or write elsewhere with --tuned-out FILE")
+        datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
+        methods = tuple(parse_names(args.methods, METHODS))
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else (0,)
+        launcher = LAUNCHERS.get(args.launcher)
+        for dataset in datasets:  # bad data folders fail here, before anything runs
+            load_dataset_for(dataset, args.data_root, profile)
+        planned = plan_trials(profile, datasets, methods, args.trials, seeds)
+        store = sweep_store(args.results_dir, profile)
+        plan = make_plan([job for _, job in planned], str(store.root.parent))
+        seconds, _ = estimate_seconds(plan, str(store.root.parent), data_root=args.data_root, device=args.device)
+        print(f"sweep plan: {len(methods)} methods x {len(datasets)} datasets x {args.trials} trials x "
+              f"{len(seeds)} seeds = {len(planned)} jobs ({profile.name} profile): {len(plan.done)} done, "
+              f"{len(plan.pending)} to run; estimated {seconds / 60:.1f} min on one worker"
+              + (f", about {seconds / 60 / args.workers:.1f} min with {args.workers} workers" if args.workers > 1
+                 else ""))
+        if args.dry_run:
+            return 0
+        if plan.pending:
+            if uses_synthetic_pretraining(profile):  # pretrain once here, the workers load the cache
+                with job_numerics(resolve_device(args.device)):
+                    pretrained_backbone_state(profile.model)
+            launcher(plan.pending, launch_options(args, plugins, results_dir=str(store.root.parent),
+                                                  stop_on_divergence=True))
+        rows = trial_rows(planned, store)
+        chosen = select(rows)
+        for path in write_report(rows, chosen, store.root, profile, args.trials, seeds):
+            print(f"wrote {path}")
+        if args.write_tuned or args.tuned_out:
+            command = "python -m benchmark.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
+            document = tuned_document(profile, planned, chosen, args.trials, seeds, command)
+            target = Path(args.tuned_out) if args.tuned_out else tuned_path(profile.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, (json.dumps(document, indent=1) + "\n").encode())
+            print(f"wrote {target}")
+    except UserError as err:
+        return report(err)
+    return 0
+
+
+if __name__ == "__main__":
+    warnings.formatwarning = _one_line_warning
+    raise SystemExit(main())
