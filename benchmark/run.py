@@ -20,7 +20,7 @@ from benchmark.data import DATASETS
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan
 from benchmark.jobs import load_dataset_for, resolve_device
-from benchmark.launchers import LAUNCHERS, LaunchOptions
+from benchmark.launchers import LAUNCHERS, LaunchOptions, available_cores, on_terminal
 from benchmark.models import MODELS
 from benchmark.numerics import job_numerics
 from benchmark.plugins import load_plugins
@@ -28,6 +28,9 @@ from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretrai
 from benchmark.registry import UserError, parse_names, report
 from benchmark.store import Store
 from methods import METHODS
+
+#: where results go unless --results-dir says otherwise (the committed records live there)
+DEFAULT_RESULTS = "results"
 
 REGISTRIES = {"methods": METHODS, "attacks": ATTACKS, "explainers": EXPLAINERS, "datasets": DATASETS,
               "models": MODELS, "launchers": LAUNCHERS, "profiles": PROFILES}
@@ -76,10 +79,14 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
 def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that say where results go and how jobs run (shared with benchmark.sweep)."""
     p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
-    p.add_argument("--results-dir", default="results", help="root of the results store")
+    p.add_argument("--results-dir", default=DEFAULT_RESULTS, help="root of the results store")
     p.add_argument("--data-root", default=None, help="folder holding VLCS/ and terra_incognita/ (DomainBed)")
-    p.add_argument("--launcher", default="local", help="how jobs run: " + ", ".join(LAUNCHERS))
-    p.add_argument("--workers", type=int, default=1, help="parallel workers (processes, local Ray) / CPUs per job")
+    p.add_argument("--launcher", default="processes",
+                   help="how jobs run: " + ", ".join(LAUNCHERS) + " (default processes; local: in this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel workers (processes, local Ray; default: the cores this process may use) / CPUs per "
+                        "Slurm job")
+    p.add_argument("--oversubscribe", action="store_true", help="allow more local workers than cores")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (launcher ray); default: start one")
     p.add_argument("--slurm-partition", default=None, help="Slurm partition (launcher slurm)")
     p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (launcher slurm)")
@@ -102,6 +109,15 @@ def parser() -> argparse.ArgumentParser:
                    help="use the methods' declared defaults, not the profile's sweep selection (benchmark/tuned/)")
     add_launch_arguments(p)
     return p
+
+
+def planned_time(seconds: float, pending: int, workers: int, launcher: str) -> str:
+    """The plan's time estimate: on one worker, and spread over the workers the launcher will use."""
+    used = max(1, min(workers, pending))
+    text = f"estimated {seconds / 60:.1f} min on one worker"
+    if launcher == "local":
+        return text + " (launcher local: one job at a time in this process)"
+    return text + f", about {seconds / 60 / used:.1f} min on {workers} worker{'s' * (workers > 1)} ({launcher})"
 
 
 def print_registries() -> None:
@@ -130,10 +146,26 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     return profile
 
 
+def resolve_workers(args: argparse.Namespace) -> int:
+    """The number of workers: --workers, checked, or the cores this process may use (UserError when < 1, or more
+    than the cores for a launcher on this machine without --oversubscribe)."""
+    cores = available_cores()
+    if args.workers is None:
+        return cores if args.launcher in ("processes", "ray") else 1
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers} (this machine lets this process use {cores} "
+                        "cores; omit --workers to use them all)")
+    on_this_machine = args.launcher == "processes" or (args.launcher == "ray" and not args.ray_address)
+    if on_this_machine and args.workers > cores and not args.oversubscribe:
+        raise UserError(f"--workers {args.workers} is more than the {cores} cores this process may use; valid: 1 to "
+                        f"{cores}, or add --oversubscribe")
+    return args.workers
+
+
 def launch_options(args: argparse.Namespace, plugins: tuple[str, ...], *, results_dir: str | None = None,
                    stop_on_divergence: bool = False) -> LaunchOptions:
     """The launcher's options from the shared launch flags."""
-    return LaunchOptions(results_dir or args.results_dir, args.data_root, args.device, args.workers,
+    return LaunchOptions(results_dir or args.results_dir, args.data_root, args.device, resolve_workers(args),
                          ray_address=args.ray_address, slurm_partition=args.slurm_partition,
                          slurm_gpus=args.slurm_gpus, slurm_time_min=args.slurm_time, slurm_local=args.slurm_local,
                          plugins=plugins, stop_on_divergence=stop_on_divergence)
@@ -181,18 +213,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         selection = selection_from_args(args)
         launcher = LAUNCHERS.get(args.launcher)
+        workers = resolve_workers(args)
         jobs = build_jobs(selection)
         for dataset in selection.datasets:  # bad data folders fail here, before anything runs
             load_dataset_for(dataset, args.data_root, selection.profile)
         plan = make_plan(jobs, args.results_dir)
-        parallel = args.launcher == "processes" and args.workers > 1
         seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
-              f"estimated {seconds / 60:.1f} min on one worker"
-              + (f", about {seconds / 60 / args.workers:.1f} min with {args.workers} workers" if parallel else "")
+              + planned_time(seconds, len(plan.pending), workers, args.launcher)
               + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
                  if probed else ""))
+        if plan.done and Path(args.results_dir) == Path(DEFAULT_RESULTS):
+            print(f"{len(plan.done)} of {len(jobs)} jobs are already in {DEFAULT_RESULTS}/{selection.profile.name}/ "
+                  "(the committed records, unless you ran them here); to recompute them, pass --results-dir DIR")
         if args.dry_run:
             return 0
         if plan.pending and uses_synthetic_pretraining(selection.profile):
@@ -203,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):
                     with job_numerics(resolve_device(args.device)):
                         resource.provide(load_dataset_for(dataset, args.data_root, selection.profile),
-                                         device=resolve_device(args.device), progress=True)
+                                         device=resolve_device(args.device), progress=on_terminal())
         if plan.pending:
             launcher(plan.pending, launch_options(args, plugins))
         else:

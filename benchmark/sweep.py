@@ -52,7 +52,9 @@ from benchmark.run import (
     add_profile_arguments,
     launch_options,
     parse_seeds,
+    planned_time,
     profile_from_args,
+    resolve_workers,
 )
 from benchmark.store import Store, atomic_write_bytes
 from benchmark.tables import markdown_table
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         methods = tuple(parse_names(args.methods, METHODS))
         seeds = parse_seeds(args.seeds) if args.seeds is not None else (0,)
         launcher = LAUNCHERS.get(args.launcher)
+        workers = resolve_workers(args)
         for dataset in datasets:  # bad data folders fail here, before anything runs
             load_dataset_for(dataset, args.data_root, profile)
         planned = plan_trials(profile, datasets, methods, args.trials, seeds)
@@ -243,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = estimate_seconds(plan, str(store.root.parent), data_root=args.data_root, device=args.device)
         print(f"sweep plan: {len(methods)} methods x {len(datasets)} datasets x {args.trials} trials x "
               f"{len(seeds)} seeds = {len(planned)} jobs ({profile.name} profile): {len(plan.done)} done, "
-              f"{len(plan.pending)} to run; estimated {seconds / 60:.1f} min on one worker"
-              + (f", about {seconds / 60 / args.workers:.1f} min with {args.workers} workers" if args.workers > 1
-                 else ""))
+              f"{len(plan.pending)} to run; " + planned_time(seconds, len(plan.pending), workers, args.launcher))
         if args.dry_run:
             return 0
         if plan.pending:

@@ -69,15 +69,25 @@ def test_list_prints_every_registry(run_main):
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
-    args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks", "none",
-            "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path))
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr
-    assert "1 to train and evaluate" in first.stdout
+    """Also: with stdout and stderr going to a file (a log), one line per finished job and a summary, and no
+    carriage-return progress redraws."""
+    args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0,1", "--seeds", "0", "--attacks", "none",
+            "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path / "results"))
+    log = tmp_path / "grid.log"
+    with log.open("w") as out:
+        code = subprocess.run([*RUN, *args], stdout=out, stderr=subprocess.STDOUT, timeout=600).returncode
+    text = log.read_text()
+    assert code == 0, text
+    assert "2 to train and evaluate" in text and "\r" not in text
+    done = [line for line in text.splitlines() if line.startswith("job ")]
+    assert sorted(line.split(":")[1].split(" in ")[0] for line in done) == [" erm shapes/street seed 0",
+                                                                           " erm shapes/studio seed 0"]
+    assert [line.split()[1] for line in done] == ["1/2", "2/2"] and "progress: 2/2 jobs done" in text
+    tmp_path = tmp_path / "results"
     runs = tmp_path / "quick" / "runs"
-    (eval_path,) = (runs / "eval").glob("*.json")
-    (train_path,) = (runs / "train").glob("*.json")
+    eval_path = min((runs / "eval").glob("*.json"), key=lambda p: json.loads(p.read_text())["train_domain"] != "studio")
     record = json.loads(eval_path.read_text())
+    train_path = runs / "train" / f"{record['train_key']}.json"
     for field in ("key", "kind", "train_key", "profile", "dataset", "train_domain", "method", "seed", "config",
                   "versions"):
         assert field in record, field
@@ -92,7 +102,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
 
     second = run_cli(*args)
     assert second.returncode == 0, second.stderr
-    assert "1 done" in second.stdout and "all jobs are done" in second.stdout
+    assert "2 done" in second.stdout and "all jobs are done" in second.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
 
 
@@ -111,6 +121,9 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
         (("--hparams", "erm.x=1"), "unknown hyperparameter 'x' for method erm; valid choices: none"),
         (("--hparams", "lambda=1"), "malformed hyperparameter 'lambda=1': expected METHOD.KEY=VALUE"),
         (("--model", "vgg"), "unknown model 'vgg'; valid choices: cnn"),
+        (("--workers", "0"), "--workers must be >= 1, got 0"),
+        (("--workers", "-2"), "--workers must be >= 1, got -2"),
+        (("--workers", "999"), "--workers 999 is more than the"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, run_main, args, expected):
