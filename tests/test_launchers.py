@@ -80,8 +80,11 @@ def test_slurm_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
-    args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "all",
-            "--attacks", "none", "--steps", "40", "--seeds", "0", "--no-pretrained", "--results-dir", str(tmp_path)]
+    """Also: the resumed run logs to a file (not a terminal): one line per job it finishes, no bar redraws."""
+    args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "0,1,2",
+            "--attacks", "none", "--steps", "20", "--seeds", "0", "--no-pretrained", "--results-dir",
+            str(tmp_path / "r")]
+    tmp_path = tmp_path / "r"
     evals = tmp_path / "quick" / "runs" / "eval"
     grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -93,19 +96,25 @@ def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
     grid.wait()
 
     finished = {p: p.stat().st_mtime_ns for p in evals.glob("*.json")}
-    assert 1 <= len(finished) < 4
+    assert 1 <= len(finished) < 3
     for path in finished:
         json.loads(path.read_text())  # complete, valid records only
 
-    rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(finished)} done" in rerun.stdout
+    log = tmp_path.parent / "rerun.log"
+    with log.open("w") as out:
+        code = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, timeout=600).returncode
+    text = log.read_text()
+    assert code == 0, text
+    assert f"{len(finished)} done" in text and "\r" not in text
+    left = 3 - len(finished)
+    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("job ")] == [
+        f"job {k}/{left} done" for k in range(1, left + 1)] and f"progress: {left}/{left} jobs done" in text
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, "a finished job was redone"
     records = Store(tmp_path, "quick").records("eval")
-    assert len(records) == 4 and len({r["key"] for r in records}) == 4
-    assert {r["train_domain"] for r in records} == {"studio", "street", "scene", "photo"}
-    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=40, eval_every=40, pretrained=False),
-                                datasets=("shapes",), domains="all", methods=("erm",), seeds=(0,), attacks=(),
+    assert len(records) == 3 and len({r["key"] for r in records}) == 3
+    assert {r["train_domain"] for r in records} == {"studio", "street", "scene"}
+    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=20, eval_every=20, pretrained=False),
+                                datasets=("shapes",), domains="0,1,2", methods=("erm",), seeds=(0,), attacks=(),
                                 eps=PROFILES.get("quick").eps_grid))
-    assert len(make_plan(jobs, str(tmp_path)).done) == 4
+    assert len(make_plan(jobs, str(tmp_path)).done) == 3

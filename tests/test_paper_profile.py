@@ -28,7 +28,7 @@ def test_paper_profile_runs_resnet50_on_a_vlcs_layout(tmp_path, capsys):
     run = subprocess.run(
         [sys.executable, "-m", "benchmark.run", "--profile", "paper", "--datasets", "vlcs", "--domains", "Caltech101",
          "--data-root", str(data), "--steps", "2", "--image-size", "64", "--attacks", "pgd",
-         "--eps", "0.02", "--device", "cpu", "--seeds", "0", "--results-dir", str(results)],
+         "--eps", "0.02", "--device", "cpu", "--seeds", "0", "--results-dir", str(results), "--launcher", "local"],
         capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr
     (record_path,) = (results / "paper" / "runs" / "eval").glob("*.json")
