@@ -35,7 +35,7 @@ def _assert_identical(ours: Tensor, theirs: Tensor) -> None:
 
 
 def test_registry_order() -> None:
-    assert ATTACKS.names() == ["fgsm", "mifgsm", "pgd", "sca"]
+    assert ATTACKS.names() == ["fgsm", "mifgsm", "pgd", "sca", "apgd-ce", "apgd-t", "square", "aa"]
 
 
 def test_fgsm_identical_to_torchattacks(setup) -> None:
