@@ -111,6 +111,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_plugins(args: argparse.Namespace) -> tuple[str, ...]:
+    """Load --plugins here; the plugin files every worker loads again (entry points are found there anyway)."""
+    return tuple(origin.source for origin in load_plugins(args.plugins) if Path(origin.source).is_file())
+
+
+def check_data(datasets: tuple[str, ...], args: argparse.Namespace, profile: Profile) -> None:
+    """Load every dataset once, so that bad data folders fail here, before anything runs."""
+    for dataset in datasets:
+        load_dataset_for(dataset, args.data_root, profile)
+
+
+def pretrain_once(profile: Profile, device: str) -> None:
+    """The profile's synthetic pretraining, here and once (cached), so that the workers load it."""
+    if uses_synthetic_pretraining(profile):
+        with job_numerics(resolve_device(device)):
+            pretrained_backbone_state(profile.model)
+
+
 def planned_time(seconds: float, pending: int, workers: int, launcher: str) -> str:
     """The plan's time estimate: on one worker, and spread over the workers the launcher will use."""
     used = max(1, min(workers, pending))
@@ -207,7 +225,7 @@ def print_summary(jobs: list, results_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        plugins = tuple(origin.source for origin in load_plugins(args.plugins) if Path(origin.source).is_file())
+        plugins = run_plugins(args)
         if args.list:
             print_registries()
             return 0
@@ -215,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         launcher = LAUNCHERS.get(args.launcher)
         workers = resolve_workers(args)
         jobs = build_jobs(selection)
-        for dataset in selection.datasets:  # bad data folders fail here, before anything runs
-            load_dataset_for(dataset, args.data_root, selection.profile)
+        check_data(selection.datasets, args, selection.profile)
         plan = make_plan(jobs, args.results_dir)
         seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
@@ -229,9 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                   "(the committed records, unless you ran them here); to recompute them, pass --results-dir DIR")
         if args.dry_run:
             return 0
-        if plan.pending and uses_synthetic_pretraining(selection.profile):
-            with job_numerics(resolve_device(args.device)):  # pretrain once here, the workers load the cache
-                pretrained_backbone_state(selection.profile.model)
+        if plan.pending:
+            pretrain_once(selection.profile, args.device)
         if plan.pending and any(e > 0 for e in selection.eps):  # build resources once here, workers load them
             for resource in resources_of(selection.attacks):
                 for dataset in dict.fromkeys(job.train.dataset for job in plan.pending):

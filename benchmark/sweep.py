@@ -37,24 +37,24 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import Profile
+from benchmark.config import PROFILES, Profile
 from benchmark.data import DATASETS, resolve_domains
 from benchmark.grid import estimate_seconds, make_plan
-from benchmark.jobs import EvalJob, TrainJob, load_dataset_for, resolve_device
+from benchmark.jobs import EvalJob, TrainJob
 from benchmark.launchers import LAUNCHERS
-from benchmark.numerics import job_numerics
-from benchmark.plugins import load_plugins
-from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
 from benchmark.registry import UserError, parse_names, report
 from benchmark.run import (
     _one_line_warning,
     add_launch_arguments,
     add_profile_arguments,
+    check_data,
     launch_options,
     parse_seeds,
     planned_time,
+    pretrain_once,
     profile_from_args,
     resolve_workers,
+    run_plugins,
 )
 from benchmark.store import Store, atomic_write_bytes
 from benchmark.tables import markdown_table
@@ -222,24 +222,20 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        plugins = tuple(origin.source for origin in load_plugins(args.plugins) if Path(origin.source).is_file())
+        plugins = run_plugins(args)
         if args.trials < 1:
             raise UserError(f"--trials must be >= 1 (trial 0 is the defaults), got {args.trials}")
         profile = profile_from_args(args)
-        adjusted = [flag for flag, value in (("--steps", args.steps), ("--model", args.model),
-                                              ("--no-pretrained", args.no_pretrained or None),
-                                              ("--image-size", args.image_size)) if value is not None]
-        if args.write_tuned and adjusted and args.tuned_out is None:
-            raise UserError(f"--write-tuned writes the {profile.name} profile's tuned values, but "
-                            f"{', '.join(adjusted)} "
-                            "changed the profile; drop them, or write elsewhere with --tuned-out FILE")
+        if args.write_tuned and args.tuned_out is None and profile != PROFILES.get(args.profile):
+            raise UserError(f"--write-tuned writes the {profile.name} profile's tuned values, but --steps, --model, "
+                            "--no-pretrained or --image-size changed the profile; drop them, or write elsewhere "
+                            "with --tuned-out FILE")
         datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
         methods = tuple(parse_names(args.methods, METHODS))
         seeds = parse_seeds(args.seeds) if args.seeds is not None else (0,)
         launcher = LAUNCHERS.get(args.launcher)
         workers = resolve_workers(args)
-        for dataset in datasets:  # bad data folders fail here, before anything runs
-            load_dataset_for(dataset, args.data_root, profile)
+        check_data(datasets, args, profile)
         planned = plan_trials(profile, datasets, methods, args.trials, seeds)
         store = sweep_store(args.results_dir, profile)
         plan = make_plan([job for _, job in planned], str(store.root.parent))
@@ -250,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return 0
         if plan.pending:
-            if uses_synthetic_pretraining(profile):  # pretrain once here, the workers load the cache
-                with job_numerics(resolve_device(args.device)):
-                    pretrained_backbone_state(profile.model)
+            pretrain_once(profile, args.device)
             launcher(plan.pending, launch_options(args, plugins, results_dir=str(store.root.parent),
                                                   stop_on_divergence=True))
         rows = trial_rows(planned, store)
