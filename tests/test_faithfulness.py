@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from benchmark.faithfulness import comprehensiveness_sufficiency, pixel_ranks
+from benchmark import faithfulness
+from benchmark.faithfulness import comprehensiveness_sufficiency, pixel_ranks, removal_fill
 
 
 class _QuadrantModel(nn.Module):
@@ -101,3 +102,56 @@ def test_bad_fractions_are_rejected() -> None:
         comprehensiveness_sufficiency(
             nn.Flatten(), torch.rand(1, 1, 2, 2), torch.tensor([0]), torch.rand(1, 2, 2), ()
         )
+
+
+def test_black_is_the_default_fill_and_blur_shows_the_blurred_image() -> None:
+    """`fill="black"` is today's removal (the hand-computed example above). With blur, the removed top-k
+    pixels (the k brightest = the last k in raster order) show the blurred image b instead:
+    Comp = 100 mean_k [p(x) - p(x with its last k pixels from b)], Suff likewise with the first 100 - k."""
+    x = (torch.arange(100, dtype=torch.float64) + 1).div(100).view(1, 1, 10, 10)
+    model, y = _SumModel(), torch.tensor([0])
+    default = comprehensiveness_sufficiency(model, x, y, x[:, 0])
+    black = comprehensiveness_sufficiency(model, x, y, x[:, 0], fill="black")
+    blur = comprehensiveness_sufficiency(model, x, y, x[:, 0], fill="blur")
+    assert all(torch.equal(a, b) for a, b in zip(default, black, strict=True))
+    assert black[0].item() == pytest.approx(21.899599, abs=1e-5)
+    flat, blurred = x.flatten(), removal_fill(x, "blur").flatten()
+    p = torch.sigmoid(0.1 * (flat.sum() - 25))
+    comp = [p - torch.sigmoid(0.1 * (flat[:-k].sum() + blurred[-k:].sum() - 25)) for k in (1, 5, 10, 20, 50)]
+    suff = [p - torch.sigmoid(0.1 * (blurred[:-k].sum() + flat[-k:].sum() - 25)) for k in (1, 5, 10, 20, 50)]
+    assert blur[0].item() == pytest.approx(20 * sum(comp).item(), abs=1e-9)
+    assert blur[1].item() == pytest.approx(20 * sum(suff).item(), abs=1e-9)
+    assert abs(blur[0].item() - black[0].item()) > 10  # the fill matters: this is not the black number
+
+
+def test_fill_equal_to_the_image_removes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comp = Suff = 0 when the fill is x itself: removal changes pixels only through the fill."""
+    monkeypatch.setattr(faithfulness, "removal_fill", lambda x, fill: x.clone())
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 4))
+    comp, suff = comprehensiveness_sufficiency(model, x, torch.tensor([0, 1, 3]), torch.rand(3, 2, 2), fill="blur")
+    assert torch.equal(comp, torch.zeros(3)) and torch.equal(suff, torch.zeros(3))
+
+
+def test_blur_of_a_constant_image_is_the_constant() -> None:
+    x = torch.full((2, 3, 32, 32), 0.3, dtype=torch.float64)
+    assert torch.allclose(removal_fill(x, "blur"), x, rtol=0, atol=1e-12)
+    assert torch.equal(removal_fill(x, "black"), torch.zeros_like(x))
+
+
+def test_blur_is_a_normalized_gaussian_with_sigma_an_eighth_of_the_side() -> None:
+    """An impulse in the middle of a 64x64 image blurs to the sampled 2-D Gaussian of sigma 8 (no edge)."""
+    x = torch.zeros(1, 1, 64, 64, dtype=torch.float64)
+    x[0, 0, 32, 32] = 1.0
+    blurred = removal_fill(x, "blur")[0, 0]
+    offsets = torch.arange(-24, 25, dtype=torch.float64)
+    gauss = torch.exp(-0.5 * (offsets / 8) ** 2)
+    gauss /= gauss.sum()
+    assert torch.allclose(blurred[8:57, 8:57], torch.outer(gauss, gauss), rtol=0, atol=1e-12)
+    assert blurred[:8].abs().max() == 0 and blurred.sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_unknown_fill_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="black, blur"):
+        comprehensiveness_sufficiency(nn.Flatten(), torch.rand(1, 1, 2, 2), torch.tensor([0]), torch.rand(1, 2, 2),
+                                      fill="grey")
