@@ -89,11 +89,11 @@ def test_localization_matches_quantus(ours, theirs, cams_and_masks: tuple[Tensor
 
 def test_pointing_game_counts_a_tied_maximum_in_the_mask_as_a_hit_like_quantus() -> None:
     masks = torch.zeros(3, 1, 4, 4)
-    masks[:, 0, 0, :2] = 1.0
+    masks[:, 0, 3, :2] = 1.0
     maps = torch.zeros(3, 4, 4)
-    maps[0, 0, 1] = maps[0, 3, 3] = 1.0  # tied maxima, one in the mask
-    maps[1, 3, 3] = maps[1, 2, 2] = 1.0  # tied maxima, none in the mask
-    maps[2, 0, 0], maps[2, 1, 1] = 0.5, 1.0  # the single maximum just outside
+    maps[0, 0, 3] = maps[0, 3, 1] = 1.0  # tied maxima, the later one (raster order) in the mask
+    maps[1, 0, 0] = maps[1, 2, 2] = 1.0  # tied maxima, none in the mask
+    maps[2, 3, 0], maps[2, 3, 2] = 0.5, 1.0  # the single maximum just outside
     assert pointing_game(maps, masks).tolist() == [1.0, 0.0, 0.0]
     np.testing.assert_array_equal(_quantus(quantus.PointingGame, maps, masks), [1.0, 0.0, 0.0])
 
