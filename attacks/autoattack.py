@@ -6,11 +6,16 @@ Each point's output is the first member's output that misclassifies it, else the
 for a point misclassified already). Standard version: 100 iterations, 9 targets, 5000 queries and 1
 restart per member; pass smaller `n_iter`, `n_targets`, `n_queries` for a reduced one. None is named
 `steps`, so the evaluator does not pass the profile's PGD step count (attacks/apgd.py). The members
-share the generator, in turn, so a seeded run is reproducible.
+share the generator, in turn, so a seeded run is reproducible. `worst_case_stages` also returns the mask of
+the points still robust after each member (AutoAttack's acc_dict), for the check that Square, a
+black-box attack, does not beat the white-box members (benchmark/masking.py).
 
 Declared cost 140 x PGD-10: measured 131-155 on a random 5-class cnn (32 images of 32x32, eps 0.02, one
 CPU thread: apgd-ce left 75% robust, apgd-t 56%, square ran its 5000 queries on those); 226 when no
-member breaks anything (eps 0.005), about 17 for n_iter=10, n_targets=3, n_queries=500.
+member breaks anything (eps 0.005), about 17 for n_iter=10, n_targets=3, n_queries=500. On 256 shapes
+test twins at eps 0.02 (perf/worst_case_cost.py, one thread): standard 13 x PGD-10 on a quick ERM cnn (PGD-10
+leaves 4%), 59 x on a quick AT cnn (clean 34%, aa 21.5%); n_iter=10, n_targets=1, n_queries=100 costs 1.1 and
+1.6 x there.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import torch
 from torch import Tensor, nn
 
 from attacks.apgd import apgd_ce, apgd_t
-from attacks.base import register_attack
+from attacks.base import eval_mode, register_attack
 from attacks.common import check_count
 from attacks.square import square
+
+#: the members in the order they run, by their registered names (the keys of worst_case_stages' masks)
+MEMBERS = ("apgd-ce", "apgd-t", "square")
 
 
 def _validate(eps: float, params: dict[str, Any]) -> None:
@@ -42,19 +50,40 @@ def aa(
     n_targets: int = 9,
     n_queries: int = 5000,
     n_restarts: int = 1,
+    stages: dict[str, Tensor] | None = None,
 ) -> Tensor:
-    """apgd-ce, then apgd-t, then square, each on the points still robust (cost: theirs on those points)."""
+    """apgd-ce, then apgd-t, then square, each on the points still robust (cost: theirs on those points).
+
+    When `stages` is given, it receives per member (MEMBERS) the (B,) mask of the points still robust after it
+    (AutoAttack's acc_dict); worst_case_stages reads it so that the stages come from this one implementation."""
     members = ((apgd_ce, {"n_iter": n_iter}), (apgd_t, {"n_iter": n_iter, "n_targets": n_targets}),
                (square, {"n_queries": n_queries}))
     x_adv = x.clone()
     with torch.no_grad():
         robust = model(x).argmax(1) == y
-    for member, params in members:
+    for name, (member, params) in zip(MEMBERS, members, strict=True):
         idx = robust.nonzero().flatten()
-        if len(idx) == 0:
-            break
-        out = member(model, x[idx], y[idx], eps, generator=generator, n_restarts=n_restarts, **params)
-        x_adv[idx] = out
-        with torch.no_grad():
-            robust[idx[model(out).argmax(1) != y[idx]]] = False
+        if len(idx) > 0:
+            out = member(model, x[idx], y[idx], eps, generator=generator, n_restarts=n_restarts, **params)
+            x_adv[idx] = out
+            with torch.no_grad():
+                robust[idx[model(out).argmax(1) != y[idx]]] = False
+        if stages is not None:
+            stages[name] = robust.clone()
     return x_adv
+
+
+def worst_case_stages(model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
+                      generator: torch.Generator | None = None, n_iter: int = 100, n_targets: int = 9,
+                      n_queries: int = 5000, n_restarts: int = 1) -> tuple[Tensor, dict[str, Tensor]]:
+    """`aa`'s output and, per member in MEMBERS order, the boolean (B,) mask of the points still robust after it
+    (cumulative). It runs the registered `aa`, so the attack contract's checks apply; the stages feed the
+    gradient-masking check that Square must not beat the white-box members (benchmark/masking.py)."""
+    found: dict[str, Tensor] = {}
+    x_adv = aa(model, x, y, eps, generator=generator, n_iter=n_iter, n_targets=n_targets, n_queries=n_queries,
+               n_restarts=n_restarts, stages=found)
+    if not found:  # eps 0: the contract returns x without running the members, so each stage is the clean mask
+        with torch.no_grad(), eval_mode(model):
+            clean = model(x_adv).argmax(1) == y
+        found = {name: clean.clone() for name in MEMBERS}
+    return x_adv, found

@@ -4,6 +4,8 @@ tiny conv net on a few dozen 32x32 images, reduced iteration and query counts.""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torchattacks
@@ -11,7 +13,7 @@ from torch import Tensor, nn
 
 from attacks import ATTACKS
 from attacks.apgd import apgd_ce, apgd_t, checkpoints
-from attacks.autoattack import aa
+from attacks.autoattack import MEMBERS, aa, worst_case_stages
 from attacks.square import square
 from benchmark.models import build_model
 from benchmark.registry import UserError
@@ -133,6 +135,39 @@ def test_aa_is_the_worst_case_of_its_members(cnn) -> None:
     worst = _accuracy(model, out, y)
     assert all(worst <= _accuracy(model, x_adv, y) for x_adv in alone.values()), worst
     assert worst < _accuracy(model, alone["apgd-ce"], y)  # apgd-t adds breaks here
+
+
+def test_stages_are_aas_cumulative_robust_masks(cnn) -> None:
+    """worst_case_stages returns aa's output bit for bit (same seed), the apgd-ce stage is apgd-ce's own robust mask
+    (it runs first, with the fresh generator), each stage keeps a subset of the previous one's points, and the last
+    is the robust mask of the output."""
+    model, x, y = cnn
+    params = REDUCED["aa"]
+    x_adv, stages = worst_case_stages(model, x, y, EPS, generator=torch.Generator().manual_seed(0), **params)
+    assert torch.equal(x_adv, aa(model, x, y, EPS, generator=torch.Generator().manual_seed(0), **params))
+    assert list(stages) == list(MEMBERS) and all(m.dtype == torch.bool and m.shape == y.shape for m in stages.values())
+    alone = apgd_ce(model, x, y, EPS, generator=torch.Generator().manual_seed(0), n_iter=params["n_iter"])
+    with torch.no_grad():
+        assert torch.equal(stages["apgd-ce"], model(alone).argmax(1) == y)
+        assert torch.equal(stages["square"], model(x_adv).argmax(1) == y)
+    for before, after in itertools.pairwise(MEMBERS):
+        assert not (stages[after] & ~stages[before]).any()
+    assert stages["apgd-t"].sum() < stages["apgd-ce"].sum()  # apgd-t adds breaks here
+
+
+def test_stages_follow_the_attack_contract(cnn) -> None:
+    """eps 0 returns x and the clean-correct mask at every stage; bad parameters are UserErrors, also at eps 0."""
+    model, x, y = cnn
+    x_adv, stages = worst_case_stages(model, x, y, 0.0)
+    assert torch.equal(x_adv, x) and x_adv.data_ptr() != x.data_ptr()
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+    assert not clean.all() and all(torch.equal(mask, clean) for mask in stages.values())
+    for eps in (0.0, EPS):
+        with pytest.raises(UserError, match="aa n_queries"):
+            worst_case_stages(model, x, y, eps, n_queries=0)
+    with pytest.raises(UserError, match="eps"):
+        worst_case_stages(model, x, y, -0.1)
 
 
 @pytest.mark.parametrize("name", FAMILY)

@@ -1,0 +1,185 @@
+"""Gradient-masking flags (benchmark/masking.py): they fire on models built to mask gradients and stay quiet on
+the session's ERM cnn, measured with the real functions on 200 test images; then masking_flags on hand-built
+records, flag by flag."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from attacks.autoattack import MEMBERS, worst_case_stages
+from benchmark.data import iterate, load_benchmark
+from benchmark.evaluate import adversarial_accuracy
+from benchmark.masking import FLAGS, gradient_health, masking_flags, masking_summary, transfer_accuracy
+from benchmark.store import eps_label
+
+TABLE_EPS, LARGE_EPS = 0.02, 0.1  # the quick profile's table eps and the large eps of its checks
+#: a reduced aa, small enough for the tests (perf/worst_case_cost.py sizes the profile's)
+QUICK_AA = {"n_iter": 10, "n_targets": 1, "n_queries": 50}
+ATTACK_FLAGS = ("transfer_beats_white_box", "square_beats_white_box", "large_eps_not_zero")
+
+
+class SaturatedSoftmax(nn.Module):
+    """The wrapped model's logits x 1e4: the same classifier, but float32 cross-entropy gradients vanish exactly
+    on confidently classified points (the softmax rounds to one-hot)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) * 1e4
+
+
+class Quantized(nn.Module):
+    """The wrapped model on its input rounded to steps of 1/8 with torch.round: zero input gradients everywhere
+    (shattered gradients, no straight-through estimator)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(torch.round(x * 8) / 8)
+
+
+def measure(model: nn.Module, batches: list[dict[str, Tensor]], erm: nn.Module | None) -> dict[str, Any]:
+    """The metrics an eval record would hold for the checks, measured at the table eps and the large eps."""
+    table = eps_label(TABLE_EPS)
+    generator = torch.Generator().manual_seed(0)
+    robust = dict.fromkeys(MEMBERS, 0)
+    correct = 0
+    for batch in batches:
+        x_adv, stages = worst_case_stages(model, batch["x"], batch["y"], TABLE_EPS, generator=generator, **QUICK_AA)
+        for name in MEMBERS:
+            robust[name] += stages[name].sum().item()
+        with torch.no_grad():
+            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+    total = sum(len(b["y"]) for b in batches)
+    return {
+        "aAcc": {"pgd": {table: adversarial_accuracy(model, batches, "pgd", TABLE_EPS, steps=10, seed=0)},
+                 "aa": {table: 100.0 * correct / total}},
+        "aa_stages": {table: {name: 100.0 * count / total for name, count in robust.items()}},
+        "masking": {**gradient_health(model, batches),
+                    "transfer_aAcc": None if erm is None else transfer_accuracy(erm, model, batches, TABLE_EPS,
+                                                                                steps=10, seed=0),
+                    "large_eps": LARGE_EPS,
+                    "large_eps_aAcc": adversarial_accuracy(model, batches, "pgd", LARGE_EPS, steps=10, seed=0)},
+    }
+
+
+@pytest.fixture(scope="module")
+def shapes_batches() -> list[dict[str, Tensor]]:
+    """The first 200 test images of shapes' first domain, in two batches."""
+    return list(iterate(load_benchmark("shapes").domains[0].test, 100))[:2]
+
+
+def test_erm_raises_no_flag(erm_cnn_on_shapes, shapes_batches) -> None:
+    metrics = measure(erm_cnn_on_shapes(), shapes_batches, None)
+    flags = masking_flags(metrics, table_eps=TABLE_EPS, large_eps=LARGE_EPS)
+    assert flags.pop("transfer_beats_white_box") is None  # ERM is the transfer source itself
+    assert not any(flags.values()), (flags, metrics)
+    assert all(value is not None for value in flags.values())
+    assert masking_summary(flags) == ""
+
+
+@pytest.mark.parametrize("wrapper", [SaturatedSoftmax, Quantized])
+def test_masking_models_raise_flags(erm_cnn_on_shapes, shapes_batches, wrapper: type[nn.Module]) -> None:
+    """PGD-10 stays high on the wrapped cnn while the transfer attack from the plain cnn or aa's later members
+    break it; the zero-gradient check and at least one attack-based check say so."""
+    erm = erm_cnn_on_shapes()
+    metrics = measure(wrapper(copy.deepcopy(erm)), shapes_batches, erm)
+    flags = masking_flags(metrics, table_eps=TABLE_EPS, large_eps=LARGE_EPS)
+    table = eps_label(TABLE_EPS)
+    assert metrics["masking"]["zero_grad_share"] > 50, metrics
+    broken = min(metrics["masking"]["transfer_aAcc"], metrics["aa_stages"][table]["square"])
+    assert metrics["aAcc"]["pgd"][table] > broken + 10, metrics
+    assert flags["zero_gradients"] and any(flags[name] for name in ATTACK_FLAGS), (flags, metrics)
+    assert "#" in masking_summary(flags)
+
+
+def test_gradient_health_counts_zero_and_nonfinite_images() -> None:
+    """A linear model whose gradient is zero on images whose first pixel is 0 (ReLU-gated) and NaN on one with a
+    NaN pixel."""
+
+    class Gated(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            gate = torch.relu(x[:, :1, :1, :1].flatten(1))
+            return torch.cat([gate * x.flatten(1).sum(1, keepdim=True), torch.zeros_like(gate)], 1)
+
+    x = torch.rand(4, 3, 2, 2)
+    x[:2, 0, 0, 0] = 0.0
+    x[3, 1, 1, 1] = float("nan")
+    health = gradient_health(Gated(), [{"x": x, "y": torch.tensor([1, 1, 1, 1])}])
+    assert health == {"zero_grad_share": 50.0, "nonfinite_grad_share": 25.0}
+
+
+def healthy() -> dict[str, Any]:
+    """A record on which no check fires: aa a little below PGD, Square adds nothing, accuracy falls with eps."""
+    return {
+        "aAcc": {"pgd": {"0": 90.0, "0.01": 60.0, "0.02": 40.0}, "aa": {"0": 90.0, "0.02": 37.0},
+                 "square": {"0.02": 45.0}, "apgd-ce": {"0.02": 38.0}},
+        "aa_stages": {"0.02": {"apgd-ce": 38.0, "apgd-t": 37.1, "square": 37.0}},
+        "masking": {"zero_grad_share": 0.0, "nonfinite_grad_share": 0.0, "transfer_aAcc": 70.0,
+                    "large_eps": 0.1, "large_eps_aAcc": 1.0},
+    }
+
+
+def flags_of(metrics: dict[str, Any]) -> dict[str, bool | None]:
+    return masking_flags(metrics, table_eps=0.02, large_eps=0.1)
+
+
+def test_healthy_record_raises_nothing() -> None:
+    flags = flags_of(healthy())
+    assert list(flags) == [flag.name for flag in FLAGS]
+    assert flags == dict.fromkeys(flags, False)
+    assert masking_summary(flags) == ""
+
+
+def _set(metrics: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    node = metrics
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return metrics
+
+
+@pytest.mark.parametrize(("flag", "path", "fires", "quiet", "also"), [
+    ("square_beats_white_box", ("aa_stages", "0.02", "square"), 36.8, 36.95, ()),
+    ("square_beats_white_box", ("aAcc", "square", "0.02"), 37.7, 37.9, ()),  # standalone, below apgd-ce's 38
+    ("aa_far_below_pgd", ("aAcc", "aa", "0.02"), 34.9, 35.1, ()),
+    ("non_monotone_eps", ("aAcc", "pgd", "0.01"), 91.1, 90.9, ()),  # above eps 0's 90
+    # pgd's large eps above 0.02's 40 (so also far from zero)
+    ("non_monotone_eps", ("masking", "large_eps_aAcc"), 41.1, 40.9, ("large_eps_not_zero",)),
+    ("large_eps_not_zero", ("masking", "large_eps_aAcc"), 5.1, 4.9, ()),
+    ("zero_gradients", ("masking", "zero_grad_share"), 5.1, 4.9, ()),
+    ("zero_gradients", ("masking", "nonfinite_grad_share"), 5.1, 4.9, ()),
+    ("transfer_beats_white_box", ("masking", "transfer_aAcc"), 38.9, 39.1, ()),
+])
+def test_each_flag_fires_past_its_threshold_only(flag: str, path: tuple[str, ...], fires: float, quiet: float,
+                                                  also: tuple[str, ...]) -> None:
+    loud = flags_of(_set(healthy(), path, fires))
+    assert {name for name, value in loud.items() if value} == {flag, *also}
+    calm = flags_of(_set(healthy(), path, quiet))
+    assert calm[flag] is False and {name for name, value in calm.items() if value} == set(also)
+    marker = next(f.marker for f in FLAGS if f.name == flag)
+    assert marker in masking_summary(loud) and marker not in masking_summary(calm)
+
+
+def test_flags_are_none_without_their_data() -> None:
+    assert flags_of({}) == dict.fromkeys(flags_of({}), None)
+    bare = {"aAcc": {"pgd": {"0.02": 40.0}}}
+    assert flags_of(bare) == dict.fromkeys(flags_of(bare), None)  # one eps: no monotonicity to check
+    erm = _set(healthy(), ("masking", "transfer_aAcc"), None)
+    assert flags_of(erm)["transfer_beats_white_box"] is None
+    other_large = _set(healthy(), ("masking", "large_eps"), 0.3)  # measured at another large eps
+    assert flags_of(other_large)["large_eps_not_zero"] is None
+
+
+def test_markers_and_names_are_distinct() -> None:
+    assert len({f.name for f in FLAGS}) == len({f.marker for f in FLAGS}) == len(FLAGS)
+    assert all(f.meaning and "\n" not in f.meaning for f in FLAGS)
