@@ -1,14 +1,23 @@
-"""Evaluation of a trained model: clean and out-of-domain accuracy, attacks x eps, Comp / Suff.
+"""Evaluation of a trained model: clean and out-of-domain accuracy, attacks x eps, gradient-masking checks,
+explanation faithfulness, localization, stability and a sanity check (README "How robustness and
+explanations are measured").
 
 - cAcc: accuracy on the training domain's test split (Table I).
 - cAcc_cue_free: accuracy on the test split's cue-free twins (built-in benchmarks: the same objects with the
   spurious cue drawn independently of the class), the direct measure of reliance on the object.
 - ood_cAcc: accuracy on every other domain, whole (Table II).
 - aAcc[attack][eps]: accuracy on the test split under each attack at each eps (Table I uses PGD-10
-  at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
-  comes from a generator seeded by the job's seed, so evaluation is reproducible.
-- Comp / Suff: ERASER-style AOPC of the Grad-CAM of the true class on the first
-  `faithfulness_images` test images (benchmark/faithfulness.py).
+  and `aa` at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
+  comes from a generator seeded by the job's seed, so evaluation is reproducible. The profile may run an
+  attack with other parameters than its standard ones (`Profile.attack_settings`: the quick worst case).
+- aa_stages[eps]: robust accuracy after each member of `aa` (AutoAttack's per-attack accounting).
+- masking: the gradient-masking probe (benchmark/masking.py, benchmark/flags.py): zero / non-finite
+  input-gradient shares, PGD-10 at the profile's `large_eps`, PGD-10 transferred from the same dataset,
+  domain and seed's ERM model, and the flags computed from the whole record (tables recompute them
+  after merging records).
+- Comp / Suff (black fill, the paper's), Comp_blur / Suff_blur, their calibration rows, localization
+  against the object masks, stability under PGD at `table_eps` and the parameter-randomization check, on
+  the first `faithfulness_images` test images (benchmark/explanation_metrics.py).
 - heatmaps: Grad-CAM of the first HEATMAP_IMAGES test images, clean and under PGD at the profile's
   `table_eps`, with predictions, so Fig. 4 is a pure function of the records (plus the images).
 """
@@ -21,27 +30,34 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from attacks.autoattack import worst_case_stages
 from attacks.base import ATTACKS, resources_of
 from attacks.pgd import pgd
 from benchmark.config import Profile
 from benchmark.data.base import Benchmark, iterate
 from benchmark.explain import EXPLAINERS
-from benchmark.faithfulness import comprehensiveness_sufficiency
+from benchmark.explanation_metrics import explanation_metrics
+from benchmark.flags import masking_flags
+from benchmark.masking import gradient_health, transfer_accuracy
 from benchmark.models import Classifier
 from benchmark.store import eps_label
 from benchmark.train import accuracy, to_device
 
 EVAL_EXPLAINER = "gradcam"
 HEATMAP_IMAGES = 6
+#: the worst-case attack whose members' stages the masking checks read (attacks/autoattack.py)
+WORST_CASE = "aa"
 
 
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
-                         steps: int, seed: int, resources: dict[str, Any] | None = None) -> float:
+                         steps: int, seed: int, resources: dict[str, Any] | None = None,
+                         params: dict[str, Any] | None = None) -> float:
     """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode). The attack gets
-    `steps` if it takes them, and each resource it declares from `resources` (by name, e.g. SCA's DDPM)."""
+    `steps` if it takes them, each resource it declares from `resources` (by name, e.g. SCA's DDPM), and
+    `params` (a profile's attack settings)."""
     spec = ATTACKS.get(attack)
     generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
-    params: dict[str, Any] = {"steps": steps} if spec.takes_steps else {}
+    params = {**({"steps": steps} if spec.takes_steps else {}), **(params or {})}
     params.update({r.name: (resources or {}).get(r.name) for r in spec.resources})
     correct = total = 0
     for batch in batches:
@@ -52,21 +68,20 @@ def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], at
     return 100.0 * correct / total
 
 
-def explanation_faithfulness(model: Classifier, batches: list[dict[str, Tensor]], limit: int) -> tuple[float, float]:
-    """Mean Comp and Suff (%) of Grad-CAM maps of the true class over the first `limit` images."""
-    explain = EXPLAINERS.get(EVAL_EXPLAINER)
-    comps, suffs = [], []
-    seen = 0
+def worst_case_accuracy(model: Classifier, batches: list[dict[str, Tensor]], eps: float, *, seed: int,
+                        params: dict[str, Any] | None = None) -> tuple[float, dict[str, float]]:
+    """Accuracy (%) under `aa` at `eps`, and the robust accuracy after each of its members (cumulative), with
+    the generator seeded as `adversarial_accuracy` seeds it (so the first number is that function's)."""
+    generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
+    correct, total, robust = 0, 0, {}
     for batch in batches:
-        x, y = batch["x"][: limit - seen], batch["y"][: limit - seen]
-        if len(y) == 0:
-            break
-        maps = explain(model, x, y)
-        comp, suff = comprehensiveness_sufficiency(model, x, y, maps)
-        comps.append(comp)
-        suffs.append(suff)
-        seen += len(y)
-    return torch.cat(comps).mean().item(), torch.cat(suffs).mean().item()
+        x_adv, stages = worst_case_stages(model, batch["x"], batch["y"], eps, generator=generator, **(params or {}))
+        with torch.no_grad():
+            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+        for member, still in stages.items():
+            robust[member] = robust.get(member, 0) + still.sum().item()
+        total += len(batch["y"])
+    return 100.0 * correct / total, {member: 100.0 * count / total for member, count in robust.items()}
 
 
 def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, steps: int, seed: int) -> dict:
@@ -88,9 +103,12 @@ def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, 
 
 def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
              eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
-             progress: bool = True, resources: dict[str, Any] | None = None) -> dict:
+             progress: bool = True, resources: dict[str, Any] | None = None,
+             transfer_source: Classifier | None = None) -> dict:
     """All metrics of one trained model as the eval record's `metrics` dict. The resources the attacks declare
-    (SCA's DDPM) are built by their providers (loaded, or trained once and cached) unless given by name."""
+    (SCA's DDPM) are built by their providers (loaded, or trained once and cached) unless given by name.
+    `transfer_source` (the same dataset, domain and seed's ERM model; None for ERM itself) crafts the masking
+    probe's transfer attack; the probe runs whenever an attack runs at an eps > 0."""
     resources = dict(resources or {})
     if any(e > 0 for e in eps):
         for resource in resources_of(attacks):
@@ -110,9 +128,36 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
     grid = [(attack, e) for attack in attacks for e in eps]
     metrics["aAcc"] = {attack: {} for attack in attacks}
     for attack, e in tqdm(grid, desc="attacks", disable=not progress or not grid, leave=False):
-        metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
-            model, test_batches, attack, e, steps=profile.attack_steps, seed=seed, resources=resources)
-    metrics["Comp"], metrics["Suff"] = explanation_faithfulness(model, test_batches, profile.faithfulness_images)
+        params = profile.attack_params(attack)
+        if attack == WORST_CASE and e > 0:
+            acc, stages = worst_case_accuracy(model, test_batches, e, seed=seed, params=params)
+            metrics.setdefault("aa_stages", {})[eps_label(e)] = stages
+        else:
+            acc = adversarial_accuracy(model, test_batches, attack, e, steps=profile.attack_steps, seed=seed,
+                                       resources=resources, params=params)
+        metrics["aAcc"][attack][eps_label(e)] = acc
+    if any(e > 0 for _, e in grid):
+        metrics["masking"] = masking_probe(model, test_batches, metrics, profile=profile, seed=seed,
+                                           transfer_source=transfer_source)
+    metrics.update(explanation_metrics(model, test_batches, limit=profile.faithfulness_images, eps=profile.table_eps,
+                                       attack_steps=profile.attack_steps, seed=seed, explainer=EVAL_EXPLAINER))
     metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
                                           seed=seed)
     return metrics
+
+
+def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: dict, *, profile: Profile,
+                  seed: int, transfer_source: Classifier | None) -> dict[str, Any]:
+    """The gradient-masking measurements and flags (benchmark/masking.py) of a model whose attacks have run:
+    input-gradient health, PGD-10 at the profile's `large_eps` (reused when the eps grid has it), PGD-10 at
+    `table_eps` transferred from `transfer_source`, and the flags over the record so far."""
+    large = metrics["aAcc"].get("pgd", {}).get(eps_label(profile.large_eps))
+    if large is None:
+        large = adversarial_accuracy(model, batches, "pgd", profile.large_eps, steps=profile.attack_steps, seed=seed)
+    transfer = None if transfer_source is None else transfer_accuracy(
+        transfer_source.eval(), model, batches, profile.table_eps, steps=profile.attack_steps, seed=seed)
+    probe = {**gradient_health(model, batches), "transfer_aAcc": transfer, "large_eps": profile.large_eps,
+             "large_eps_aAcc": large}
+    probe["flags"] = masking_flags({**metrics, "masking": probe}, table_eps=profile.table_eps,
+                                   large_eps=profile.large_eps)
+    return probe

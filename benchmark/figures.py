@@ -1,6 +1,6 @@
-"""Figures 2-4 of the paper from eval records (matplotlib Agg, PNG).
+"""Figures 2-4 of the paper, and our Fig. 5, from eval records (matplotlib Agg, PNG).
 
-- Fig. 2: accuracy vs eps, one panel per dataset x attack, a curve per method: the mean over seeds,
+- Fig. 2: accuracy vs eps, one panel per dataset x attack (the paper's four), a curve per method: the mean over seeds,
   then over the training domains the method has records for (a legend entry says when a method covers
   fewer domains than the best-covered one); eps 0 is the clean accuracy when not recorded.
 - Fig. 3: aAcc (PGD at the profile's table_eps) vs training time per epoch, one panel per dataset and
@@ -9,6 +9,8 @@
 - Fig. 4: Grad-CAM maps of the true class, clean and under PGD, from the records' `metrics.heatmaps`,
   for ERM, DRE, SGDrop and EGAT, over the test images they came from (the VLCS-like benchmark first,
   its first domain with the most of these methods, the lowest seed).
+- Fig. 5 (ours, not in the paper): AA accuracy at the table eps against relevance mass accuracy (Grad-CAM
+  mass on the object mask), one point per method, training domain and seed, a panel per dataset.
 Curves, points and panels without records are simply absent.
 """
 
@@ -26,11 +28,14 @@ from benchmark.plotting import plt, save_png
 from benchmark.registry import UserError
 from benchmark.results import Results
 from benchmark.store import eps_label
-from benchmark.tables import MAIN_METHODS, OOD_METHODS
+from benchmark.tables import MAIN_METHODS, OOD_METHODS, in_domain_obs
 
 MARKERS = "osD^v<>pPX*h"
-#: Fig. 2's panels: the paper's four attacks (our worst-case attacks, attacks/apgd.py etc., are not in its figure)
+#: Fig. 2's panels: the paper's four attacks (our worst-case attacks, attacks/apgd.py etc., are not in its figure;
+#: Tables I and V show AA)
 PAPER_ATTACKS = ("fgsm", "mifgsm", "pgd", "sca")
+#: the largest eps of the paper's Fig. 2 (the profiles' grid extends beyond it: benchmark/config.py)
+PAPER_EPS_MAX = 0.04
 
 
 def _colors(methods: Sequence[str]) -> dict[str, Any]:
@@ -84,9 +89,9 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     if curves.empty:
         return None
     datasets = [d for d in results.datasets() if d in set(curves["dataset"])]
-    present = set(curves["attack"])
-    known = list(results.catalog.attacks)
-    attacks = [a for a in known if a in present] + sorted(present - set(known))
+    attacks = [a for a in PAPER_ATTACKS if a in set(curves["attack"])]
+    if not attacks:
+        return None
     colors = _colors(methods)
     fig, axes = plt.subplots(len(datasets), len(attacks), figsize=(max(4.2 * len(attacks), 8.0),
                                                                     3.4 * len(datasets) + 0.6),
@@ -116,10 +121,14 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None 
                 handles[method] = ax.plot(line["eps"], line["value"], color=colors[method],
                                           marker=MARKERS[k % len(MARKERS)], linestyle="-" if egat else "--",
                                           linewidth=2.4 if egat else 1.4, markersize=4, zorder=3 if egat else 2)[0]
+            if max(panel["eps"]) > PAPER_EPS_MAX:
+                ax.axvspan(0, PAPER_EPS_MAX, color="0.93", zorder=0)
             ax.set_xticks(sorted(set(panel["eps"])))
+            ax.tick_params(axis="x", labelsize=7)
             ax.set_xlabel("ε (L∞, pixel scale [0, 1])", fontsize=9)
     footnote = "\n* fewer training domains than the best-covered method in some panel (mean over its own)"
-    fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains)\n{_subtitle(results)}"
+    fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains; shaded: the paper's "
+                 f"0-{PAPER_EPS_MAX:g} range, extended until undefended models reach about 0)\n{_subtitle(results)}"
                  + (footnote if partial else ""), fontsize=11)
     labels = [results.label(m, "fig2") + ("*" if m in partial else "") for m in handles]
     fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
@@ -300,6 +309,49 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     return save_png(fig, out)
 
 
+def scorecard_points(results: Results, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Fig. 5's data: dataset, train_domain, method, seed, AA (%) at the table eps, relevance mass accuracy (%)."""
+    methods = methods or ARTEFACTS.get("fig5").methods
+    obs = in_domain_obs(results, methods, ("AA", "relevance_mass"))
+    if obs.empty:
+        return pd.DataFrame(columns=["dataset", "train_domain", "method", "seed", "AA", "relevance_mass"])
+    wide = obs.pivot_table(index=["dataset", "train_domain", "method", "seed"], columns="metric", values="value",
+                           aggfunc="first").reset_index()
+    if not {"AA", "relevance_mass"} <= set(wide.columns):
+        return pd.DataFrame(columns=["dataset", "train_domain", "method", "seed", "AA", "relevance_mass"])
+    wide = wide.dropna(subset=["AA", "relevance_mass"]).assign(relevance_mass=lambda f: 100 * f["relevance_mass"])
+    return wide[["dataset", "train_domain", "method", "seed", "AA", "relevance_mass"]]
+
+
+def figure5(results: Results, out: str | Path, *, methods: Sequence[str] | None = None) -> Path | None:
+    """Fig. 5 (ours): AA accuracy against relevance mass accuracy, one point per (method, domain, seed), a panel
+    per dataset: "robust AND looking at the object" is the upper right. None without both metrics."""
+    methods = methods or ARTEFACTS.get("fig5").methods
+    points = scorecard_points(results, methods)
+    if points.empty:
+        return None
+    datasets = [d for d in results.datasets() if d in set(points["dataset"])]
+    colors = _colors(methods)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        part = points[points["dataset"] == dataset]
+        for k, method in enumerate(m for m in methods if m in set(part["method"])):
+            mine = part[part["method"] == method]
+            ax.scatter(mine["relevance_mass"], mine["AA"], color=colors[method], marker=MARKERS[k % len(MARKERS)],
+                       s=36, alpha=0.8, label=f"{results.label(method, 'fig5')} (n={len(mine)})")
+        ax.set_title(f"{dataset}: {results.role(dataset)}", fontsize=10)
+        ax.set_xlabel("relevance mass accuracy (%): Grad-CAM mass on the object")
+        ax.set_ylabel(f"AA accuracy (%) at eps {eps_label(results.profile.table_eps)}")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Fig. 5 (ours, not in the paper): worst-case robustness vs attention on the object, one point per "
+                 f"training domain and seed\n{_subtitle(results)}", fontsize=10)
+    fig.tight_layout()
+    return save_png(fig, out)
+
+
 def declare_figure(name: str, draw: Callable[..., Path | None], methods: tuple[str, ...], grids: tuple[Grid, ...],
                    *, custom_methods: bool = False, images: bool = False) -> Artefact:
     """Register a figure: `draw(results, out, methods=...)` -> the PNG's path, or None without the records it
@@ -324,3 +376,5 @@ declare_figure("fig3", figure3, (*MAIN_METHODS, "at"), (Grid(), Grid(methods=("e
                custom_methods=True)
 declare_figure("fig4", figure4, ("erm", "dre", "sgdrop", "egat"), (Grid(domains="0", first_dataset_only=True),),
                images=True)
+#: Fig. 5 (ours): Table V's models, AA against relevance mass accuracy
+declare_figure("fig5", figure5, (*MAIN_METHODS, "egat-advce", "at"), (Grid(),), custom_methods=True)

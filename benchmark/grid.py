@@ -25,6 +25,7 @@ from benchmark.jobs import (
     new_method,
     resolve_device,
     trained_current,
+    transfer_source_for,
 )
 from benchmark.numerics import job_numerics
 from benchmark.store import Store
@@ -57,7 +58,8 @@ def build_jobs(selection: Selection) -> list[EvalJob]:
                                             selection.seeds):
             train_job = make_train_job(selection.profile, dataset, domain, method, seed,
                                        selection.hparams.get(method), tuned=selection.tuned)
-            jobs.append(EvalJob(train_job, selection.attacks, selection.eps))
+            jobs.append(EvalJob(train_job, selection.attacks, selection.eps,
+                                transfer_source_for(train_job, tuned=selection.tuned)))
     return jobs
 
 
@@ -88,19 +90,30 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
     return Plan(done, to_train, to_evaluate)
 
 
-def _attack_cost(attacks: Sequence[str], eps: Sequence[float]) -> float:
-    """Relative evaluation cost: one unit for the clean metrics plus each attack's declared cost (PGD-10 = 1) per
-    eps > 0 (an attack no longer registered, in an old record, counts as PGD-10)."""
-    cost = sum(ATTACKS.get(a).cost if a in ATTACKS else 1.0 for a in attacks)
-    return 1 + cost * sum(1 for e in eps if e > 0)
+#: the gradient-masking probe's attacks in PGD-10 units: PGD-10 at large_eps and the transferred PGD-10
+MASKING_PROBE_COST = 2.0
 
 
-def _method_timings(store: Store) -> dict[str, tuple[float, float]]:
+def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile) -> float:
+    """Relative evaluation cost: one unit for the clean and explanation metrics plus each attack's cost (PGD-10 = 1;
+    the profile's where it sets the attack's parameters, else the declared one) per eps > 0, plus the masking
+    probe when an attack runs (an attack no longer registered, in an old record, counts as PGD-10)."""
+    def cost_of(attack: str) -> float:
+        if attack in profile.attack_settings:
+            return profile.attack_settings[attack].cost
+        return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
+
+    attacked = sum(1 for e in eps if e > 0)
+    return 1 + sum(map(cost_of, attacks)) * attacked + (MASKING_PROBE_COST if attacks and attacked else 0.0)
+
+
+def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:
     """Per method with finished jobs: median evaluation seconds per cost unit and training seconds per step."""
     evals: dict[str, list[float]] = defaultdict(list)
     trains: dict[str, list[float]] = defaultdict(list)
     for r in store.records("eval"):
-        evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"]))
+        evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"],
+                                                                  profile))
     for r in store.records("train"):
         trains[r["method"]].append(r["total_time_s"] / r["config"]["steps"])
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
@@ -153,14 +166,32 @@ def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = No
     for job, needs_training in pending:
         profile, method = job.train.profile, job.train.method
         if profile.name not in timings:  # read each profile's records once
-            timings[profile.name] = _method_timings(Store(results_dir, profile.name))
+            timings[profile.name] = _method_timings(Store(results_dir, profile.name), profile)
         if method not in timings[profile.name]:
             untimed.add(method)
             if not probe:
                 continue
             timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
         eval_per_unit, train_per_step = timings[profile.name][method]
-        total += eval_per_unit * _attack_cost(job.attacks, job.eps)
+        total += eval_per_unit * _attack_cost(job.attacks, job.eps, profile)
         if needs_training:
             total += train_per_step * profile.steps
+    total += _source_training_seconds(plan, results_dir, timings)
     return total, sorted(untimed)
+
+
+def _source_training_seconds(plan: Plan, results_dir: str, timings: dict[str, dict[str, tuple[float, float]]]
+                             ) -> float:
+    """Training seconds of the masking probe's ERM sources that no pending job of the plan trains itself."""
+    planned = {job.train.key for job in plan.to_train}
+    sources = {job.transfer_source.key: job.transfer_source for job in plan.pending
+               if job.probes_masking and job.transfer_source is not None}
+    total = 0.0
+    for key, source in sources.items():
+        profile = source.profile
+        if key in planned or trained_current(source, Store(results_dir, profile.name)):
+            continue
+        timing = timings.get(profile.name, {}).get(source.method)
+        if timing is not None:
+            total += timing[1] * profile.steps
+    return total

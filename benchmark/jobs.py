@@ -35,7 +35,9 @@ from methods.guides import GUIDES
 #: bump when a change to training code changes what a train job produces
 TRAIN_VERSION = 2
 #: bump when a change to evaluation code changes what an eval job produces
-EVAL_VERSION = 1
+EVAL_VERSION = 2
+#: the undefended reference whose PGD examples the masking probe transfers (benchmark/masking.py)
+TRANSFER_SOURCE_METHOD = "erm"
 
 
 def with_plugins(config: dict[str, Any], entries: list[tuple[Registry, str | None]]) -> dict[str, Any]:
@@ -97,17 +99,31 @@ class TrainJob:
 
 @dataclass(frozen=True, eq=False)
 class EvalJob:
-    """Evaluation of one trained model: clean, out-of-domain, attacks x eps, Comp / Suff. Identity: `key`."""
+    """Evaluation of one trained model: clean, out-of-domain, attacks x eps, masking probe, explanation metrics.
+    Identity: `key`. `transfer_source`: the same dataset, domain and seed's ERM training, whose PGD examples the
+    masking probe transfers (None for ERM itself); it is trained first when missing."""
 
     train: TrainJob
     attacks: tuple[str, ...]
     eps: tuple[float, ...]
+    transfer_source: TrainJob | None = None
+
+    @property
+    def probes_masking(self) -> bool:
+        """Whether the evaluation runs the gradient-masking probe: whenever an attack runs at an eps > 0."""
+        return bool(self.attacks) and any(e > 0 for e in self.eps)
 
     def config(self) -> dict[str, Any]:
         profile = self.train.profile
         config = {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
                   "eps": list(self.eps), "attack_steps": profile.attack_steps,
                   "faithfulness_images": profile.faithfulness_images}
+        settings = {a: profile.attack_params(a) for a in self.attacks if profile.attack_params(a)}
+        if settings:
+            config["attack_params"] = settings
+        if self.probes_masking:
+            config["large_eps"] = profile.large_eps
+            config["transfer_source"] = None if self.transfer_source is None else self.transfer_source.key
         for resource in resources_of(self.attacks):  # e.g. SCA's numbers depend on the DDPM it attacks through
             config[resource.config_key] = resource.version
         return with_plugins(config, [(ATTACKS, attack) for attack in self.attacks])
@@ -122,6 +138,13 @@ class EvalJob:
         return fingerprint(["benchmark.evaluate", "benchmark.numerics", *(ATTACKS.get(a).module for a in self.attacks),
                             DATASETS.get(self.train.dataset).load.__module__,
                             MODELS.get(self.train.profile.model).__module__])
+
+
+def transfer_source_for(job: TrainJob, *, tuned: bool = True) -> TrainJob | None:
+    """The ERM training whose examples the masking probe transfers to `job`'s model (None when `job` is ERM)."""
+    if job.method == TRANSFER_SOURCE_METHOD:
+        return None
+    return make_train_job(job.profile, job.dataset, job.domain, TRANSFER_SOURCE_METHOD, job.seed, tuned=tuned)
 
 
 def trained_current(job: TrainJob, store: Store) -> bool:
@@ -178,6 +201,13 @@ def new_method(job: TrainJob, bench: Benchmark) -> Method:
     return METHODS.get(job.method)(model, job.hparams, has_masks=bench.has_masks)
 
 
+def trained_model(job: TrainJob, store: Store, data_root: str | None) -> Classifier:
+    """The model of a finished training, its best checkpoint loaded (weights only)."""
+    model = new_model(job, benchmark_for(job, data_root).num_classes)
+    model.load_state_dict(store.load_checkpoint(job.key))
+    return model
+
+
 def resolve_device(device: str) -> torch.device:
     """`auto` is cuda when available, else cpu."""
     if device == "auto":
@@ -225,19 +255,25 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
         return store.read("eval", job.key)
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress,
                              stop_on_divergence=stop_on_divergence)
+    source = None
+    if job.probes_masking and job.transfer_source is not None:
+        run_train(job.transfer_source, store, data_root=data_root, device=device, progress=progress)
+        source = trained_model(job.transfer_source, store, data_root)
+    model = trained_model(job.train, store, data_root)
     bench = benchmark_for(job.train, data_root)
-    model = new_model(job.train, bench.num_classes)
-    model.load_state_dict(store.load_checkpoint(job.train.key))
     dev = resolve_device(device)
     start = time.perf_counter()
     with job_numerics(dev) as numerics:
         metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
-                           profile=job.train.profile, seed=job.train.seed, device=dev, progress=progress)
+                           profile=job.train.profile, seed=job.train.seed, device=dev, progress=progress,
+                           transfer_source=None if source is None else source.to(dev))
     metrics["time_per_epoch_s"] = train_record["time_per_epoch_s"]
     record = {
         "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
         "dataset": job.train.dataset, "train_domain": job.train.domain, "method": job.train.method,
-        "seed": job.train.seed, "config": {**job.config(), "train": job.train.config()},
+        "seed": job.train.seed, "config": {**job.config(), "train": job.train.config(),
+                                            **({} if job.transfer_source is None or not job.probes_masking else
+                                               {"transfer_source_train": job.transfer_source.config()})},
         "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
         "eval_time_s": time.perf_counter() - start, "device": str(dev), "numerics": numerics,

@@ -1,28 +1,9 @@
-"""Gradient-masking checks: warnings that a model's robust accuracy under gradient attacks may be an illusion.
-
-A model that hides or breaks its loss gradient (shattered, vanishing or non-finite gradients; Athalye et
-al. 2018) defeats PGD without being robust. The checks are those of AutoAttack's `checks.py` and of
-RobustBench's and Carlini et al.'s ("On evaluating adversarial robustness", 2019) evaluation advice: a
-black-box attack should not beat the white-box ones, a transfer attack should not beat a white-box one,
-accuracy should not rise with the budget and should reach ~0 at a large one, and input gradients should
-be neither zero nor non-finite. Each flag is declared once in FLAGS (name, table marker, legend
-sentence) and computed from an eval record's `metrics` alone (masking_flags), laid out as:
-
-- metrics["aAcc"][attack][eps_label] -> accuracy (%) (benchmark/store.py's eps_label, e.g. "0.02");
-- metrics["aa_stages"][eps_label] -> {"apgd-ce", "apgd-t", "square": cumulative robust accuracy (%)
-  after each of aa's members} (where aa ran; attacks/autoattack.py's worst_case_stages);
-- metrics["masking"] -> {"zero_grad_share", "nonfinite_grad_share" (gradient_health), "transfer_aAcc"
-  (transfer_accuracy: PGD-10 from the dataset's ERM model at the table eps; None for ERM itself),
-  "large_eps", "large_eps_aAcc" (PGD-10 at large_eps)}.
-
-A flag is None where the record lacks what it needs. Thresholds are fixed by the reasons in their
-comments, not tuned on results.
+"""Gradient-masking measurements of a model (benchmark/flags.py turns them, with the attacks' accuracies,
+into flags): the share of test images with zero or non-finite input gradients, and the accuracy under
+PGD examples transferred from another model (the dataset's ERM model).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,42 +11,6 @@ from torch import Tensor, nn
 
 from attacks.base import eval_mode
 from attacks.pgd import pgd
-from benchmark.store import eps_label
-
-
-@dataclass(frozen=True)
-class Flag:
-    """One gradient-masking check: its key in the flags dict, its marker in tables and its legend sentence."""
-
-    name: str
-    marker: str
-    meaning: str
-
-
-FLAGS: tuple[Flag, ...] = (
-    Flag("square_beats_white_box", "†",
-         "the black-box Square attack lowers robust accuracy below the white-box attacks (PGD, APGD)"),
-    Flag("aa_far_below_pgd", "‡", "AutoAttack's worst case is far below PGD-10 at the same eps"),
-    Flag("non_monotone_eps", "§", "an attack's accuracy rises with the budget eps"),
-    Flag("large_eps_not_zero", "¶", "PGD-10 at a large eps does not drive accuracy near zero"),
-    Flag("zero_gradients", "#", "many test images have an all-zero or non-finite input gradient"),
-    Flag("transfer_beats_white_box", "^",
-         "PGD-10 examples crafted on the dataset's ERM model beat white-box PGD-10 on this model"),
-)
-
-#: AutoAttack's checks.py (check_square_sr) flags Square lowering robust accuracy by more than 0.2 points
-SQUARE_TOLERANCE = 0.2
-#: points by which aa may undercut PGD-10: AutoAttack reports it a few points below PGD on sound models
-#: (Croce & Hein 2020, Table 2), a gap beyond 5 says PGD's gradients mislead
-AA_PGD_GAP = 5.0
-#: points of sampling noise between two attack runs on a 1000-image test split (1 point = 10 images)
-ACCURACY_TOLERANCE = 1.0
-#: accuracy (%) PGD-10 must reach at the large eps: an undefended model goes below it (tests/test_attack_sanity)
-LARGE_EPS_ACCURACY = 5.0
-#: share (%) of test images with a zero or non-finite gradient beyond which gradient attacks cannot be trusted
-GRADIENT_SHARE = 5.0
-
-WHITE_BOX = ("pgd", "apgd-ce", "apgd-t")
 
 
 def gradient_health(model: nn.Module, batches: list[dict[str, Tensor]]) -> dict[str, float]:
@@ -96,73 +41,3 @@ def transfer_accuracy(source: nn.Module, target: nn.Module, batches: list[dict[s
                 correct += (target(x_adv).argmax(1) == batch["y"]).sum().item()
             total += len(batch["y"])
     return 100.0 * correct / total
-
-
-def _square_beats_white_box(metrics: dict[str, Any]) -> bool | None:
-    """aa's Square stage below its white-box stages, or standalone Square below the best white-box attack."""
-    found = []
-    for stages in metrics.get("aa_stages", {}).values():
-        found.append(stages["square"] < min(stages["apgd-ce"], stages["apgd-t"]) - SQUARE_TOLERANCE)
-    aacc = metrics.get("aAcc", {})
-    for label, square in aacc.get("square", {}).items():
-        white = [aacc[a][label] for a in WHITE_BOX if label in aacc.get(a, {})]
-        if white:
-            found.append(square < min(white) - SQUARE_TOLERANCE)
-    return any(found) if found else None
-
-
-def _aa_far_below_pgd(metrics: dict[str, Any]) -> bool | None:
-    aacc = metrics.get("aAcc", {})
-    pgd_acc, aa_acc = aacc.get("pgd", {}), aacc.get("aa", {})
-    common = [label for label in aa_acc if label in pgd_acc]
-    return any(aa_acc[label] < pgd_acc[label] - AA_PGD_GAP for label in common) if common else None
-
-
-def _non_monotone_eps(metrics: dict[str, Any]) -> bool | None:
-    """Some attack's accuracy exceeds its lowest at a smaller eps by more than the tolerance (pgd's series
-    includes the large eps)."""
-    series = {attack: {float(label): acc for label, acc in by_eps.items()}
-              for attack, by_eps in metrics.get("aAcc", {}).items()}
-    masking = metrics.get("masking", {})
-    if masking.get("large_eps_aAcc") is not None and "pgd" in series:
-        series["pgd"][float(masking["large_eps"])] = masking["large_eps_aAcc"]
-    found = []
-    for by_eps in series.values():
-        if len(by_eps) < 2:
-            continue
-        lowest = float("inf")
-        rises = False
-        for eps in sorted(by_eps):
-            rises |= by_eps[eps] > lowest + ACCURACY_TOLERANCE
-            lowest = min(lowest, by_eps[eps])
-        found.append(rises)
-    return any(found) if found else None
-
-
-def masking_flags(metrics: dict[str, Any], *, table_eps: float, large_eps: float) -> dict[str, bool | None]:
-    """Each flag of FLAGS from an eval record's metrics (module docstring), None where the record lacks its data.
-
-    `large_eps_not_zero` reads the record's large-eps PGD accuracy only when it was measured at `large_eps`; the
-    transfer check compares with white-box PGD-10 at `table_eps`."""
-    masking = metrics.get("masking", {})
-    large = masking.get("large_eps_aAcc")
-    if large is not None and eps_label(masking["large_eps"]) != eps_label(large_eps):
-        large = None
-    shares = [masking.get("zero_grad_share"), masking.get("nonfinite_grad_share")]
-    transfer = masking.get("transfer_aAcc")
-    white = metrics.get("aAcc", {}).get("pgd", {}).get(eps_label(table_eps))
-    flags = {
-        "square_beats_white_box": _square_beats_white_box(metrics),
-        "aa_far_below_pgd": _aa_far_below_pgd(metrics),
-        "non_monotone_eps": _non_monotone_eps(metrics),
-        "large_eps_not_zero": None if large is None else large > LARGE_EPS_ACCURACY,
-        "zero_gradients": None if None in shares else max(shares) > GRADIENT_SHARE,
-        "transfer_beats_white_box": (None if transfer is None or white is None
-                                     else transfer < white - ACCURACY_TOLERANCE),
-    }
-    return {flag.name: flags[flag.name] for flag in FLAGS}
-
-
-def masking_summary(flags: dict[str, bool | None]) -> str:
-    """The markers of the flags that fired, in FLAGS order, for a table cell ("" when none did)."""
-    return "".join(flag.marker for flag in FLAGS if flags.get(flag.name))

@@ -1,7 +1,7 @@
-"""Render the declared artefacts (Tables I-IV, Figures 2-4, claims.md, and any plugin's) from the eval records.
+"""Render the declared artefacts (Tables I-V, Figures 2-5, claims.md, and any plugin's) from the eval records.
 
 Usage: python -m benchmark.render [--profile quick|paper] [--results-dir results] [--data-root DIR]
-                                  [--only table1,table2,table3,table4,fig2,fig3,fig4,claims|all]
+                                  [--only table1,...,table5,fig2,...,fig5,claims|all]
                                   [--methods erm,egat,...] [--compare | --no-compare] [--plugins FILE,...]
 
 Writes `<results>/<profile>/tables/tableN.{csv,md}`, `<results>/<profile>/figures/figN.png` and

@@ -1,11 +1,11 @@
 """Reproduce one of the declared artefacts (the paper's tables and figures, or a plugin's), or all of them.
 
-Usage: python -m benchmark.reproduce table1|table2|table3|table4|fig2|fig3|fig4|all [run flags]
+Usage: python -m benchmark.reproduce table1|table2|table3|table4|table5|fig2|fig3|fig4|fig5|all [run flags]
 (`./reproduce.sh TARGET [flags]` calls this). Each artefact's grid comes from its declaration
 (benchmark/artefacts.py); flags such as --profile, --results-dir, --data-root, --seeds, --launcher,
 --workers, --device and --plugins go to the grid; the selection (methods, datasets, domains,
-attacks, eps) is the artefact's. Every table shares the same evaluation settings (PGD-10 at the
-profile's table eps), so later targets reuse earlier trainings and evaluations.
+attacks, eps) is the artefact's. Every table shares the same evaluation settings (PGD-10 and AA at
+the profile's table eps), so later targets reuse earlier trainings and evaluations.
 """
 
 from __future__ import annotations

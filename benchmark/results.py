@@ -27,6 +27,7 @@ from benchmark.artefacts import label
 from benchmark.catalog import Catalog
 from benchmark.config import PROFILES, Profile
 from benchmark.fingerprint import record_is_current
+from benchmark.flags import masking_flags
 from benchmark.reference import PAPER_DATASET_NAMES, PAPER_ROLES
 from benchmark.store import Store, eps_label
 
@@ -67,6 +68,9 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
                 for attack, by_eps in value.items():
                     for eps, acc in by_eps.items():
                         merged["metrics"].setdefault("aAcc", {}).setdefault(attack, {}).setdefault(eps, acc)
+            elif name == "aa_stages":
+                for eps, stages in value.items():
+                    merged["metrics"].setdefault("aa_stages", {}).setdefault(eps, stages)
             else:
                 merged["metrics"].setdefault(name, value)
     units: dict[tuple, list[dict[str, Any]]] = {}
@@ -88,9 +92,34 @@ OBS_COLUMNS = ["dataset", "train_domain", "test_domain", "method", "model", "see
                "value"]
 
 
+#: scalar metrics of an eval record, as (observation metric name, path in `metrics`)
+SCALAR_METRICS = (
+    ("cAcc_cue_free", ("cAcc_cue_free",)), ("Comp", ("Comp",)), ("Suff", ("Suff",)),
+    ("Comp_blur", ("Comp_blur",)), ("Suff_blur", ("Suff_blur",)),
+    ("relevance_mass", ("localization", "relevance_mass")), ("relevance_rank", ("localization", "relevance_rank")),
+    ("pointing_game", ("localization", "pointing_game")),
+    ("stability_topk", ("stability", "topk_intersection")), ("stability_spearman", ("stability", "spearman")),
+    ("randomization_spearman", ("randomization", "spearman")),
+    ("time_per_epoch_s", ("time_per_epoch_s",)),
+)
+#: the reference maps of the calibration rows (benchmark/explanation_metrics.py) and the metrics recorded for each
+CALIBRATION_MAPS = ("random", "mask", "inverse_mask")
+CALIBRATION_METRICS = ("Comp", "Suff", "Comp_blur", "Suff_blur")
+
+
+def _at(metrics: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for name in path:
+        if not isinstance(metrics, dict) or name not in metrics:
+            return None
+        metrics = metrics[name]
+    return metrics
+
+
 def observations(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Every number of every run, one row each: cAcc per test domain (the training domain's test split
-    or another domain whole), aAcc per attack and eps (label as recorded), Comp, Suff, time per epoch."""
+    or another domain whole), aAcc per attack and eps (label as recorded), the scalar metrics
+    (SCALAR_METRICS), calibration rows as `<metric>@<map>`, and each gradient-masking flag as `flag:<name>`
+    (1 fired, 0 quiet; recomputed from the merged run, benchmark/flags.py)."""
     rows = []
     for r in runs:
         m, own = r["metrics"], r["train_domain"]
@@ -98,8 +127,11 @@ def observations(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
         cells += [(other, "cAcc", "", "", value) for other, value in m.get("ood_cAcc", {}).items()]
         cells += [(own, "aAcc", attack, eps, value) for attack, by_eps in m.get("aAcc", {}).items()
                   for eps, value in by_eps.items()]
-        cells += [(own, metric, "", "", m.get(metric))
-                  for metric in ("cAcc_cue_free", "Comp", "Suff", "time_per_epoch_s")]
+        cells += [(own, name, "", "", _at(m, path)) for name, path in SCALAR_METRICS]
+        cells += [(own, f"{metric}@{ref}", "", "", _at(m, ("calibration", ref, metric)))
+                  for ref in CALIBRATION_MAPS for metric in CALIBRATION_METRICS]
+        cells += [(own, f"flag:{name}", "", "", None if fired is None else float(fired))
+                  for name, fired in m.get("masking", {}).get("flags", {}).items()]
         rows += [(r["dataset"], own, test, r["method"], _model(r), r["seed"], metric, attack, eps, float(value))
                  for test, metric, attack, eps, value in cells if value is not None]
     return pd.DataFrame(rows, columns=OBS_COLUMNS)
@@ -135,6 +167,11 @@ class Results:
         evals = [r for r in records if r.get("kind", "eval") == "eval"]
         current = [r for r in evals if record_is_current(r)]
         runs, notes = merge_runs(evals if allow_stale else current)
+        for run in runs:  # a merged run's flags see every attack of its records
+            masking = run["metrics"].get("masking")
+            if masking is not None:
+                masking["flags"] = masking_flags(run["metrics"], table_eps=profile.table_eps,
+                                                 large_eps=masking["large_eps"])
         return cls(profile, runs, notes, observations(runs), catalog or Catalog.builtin(), len(evals) - len(current),
                    allow_stale)
 

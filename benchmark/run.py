@@ -139,8 +139,24 @@ def planned_time(seconds: float, pending: int, workers: int, launcher: str) -> s
 
 
 def print_registries() -> None:
+    """Every registry's names; attacks with their cost relative to PGD-10 (standard, and per profile where a
+    profile runs them with other parameters)."""
     for title, registry in REGISTRIES.items():
-        print(f"{title}: {', '.join(registry.names())}")
+        if registry is ATTACKS:
+            print(f"{title}: " + ", ".join(f"{name} ({attack_cost_text(name)})" for name in registry.names()))
+        else:
+            print(f"{title}: {', '.join(registry.names())}")
+
+
+def attack_cost_text(name: str) -> str:
+    """`cost 140x PGD-10; quick profile: 5x (n_iter 10, ...)`: an attack's declared and per-profile costs."""
+    text = f"cost {ATTACKS.get(name).cost:g}x PGD-10"
+    for profile in PROFILES.names():
+        setting = PROFILES.get(profile).attack_settings.get(name)
+        if setting is not None:
+            params = ", ".join(f"{k} {v}" for k, v in setting.params.items())
+            text += f"; {profile} profile: {setting.cost:g}x ({params})"
+    return text
 
 
 def profile_from_args(args: argparse.Namespace) -> Profile:

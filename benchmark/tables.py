@@ -27,8 +27,9 @@ import pandas as pd
 
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.catalog import Catalog
+from benchmark.flags import FLAGS
 from benchmark.reference import COLUMNS, with_paper
-from benchmark.results import Results, summarize
+from benchmark.results import CALIBRATION_MAPS, CALIBRATION_METRICS, Results, summarize
 from benchmark.store import eps_label
 
 #: Table I's rows: the paper's eight methods
@@ -38,11 +39,26 @@ NOT_IN_PAPER = {"egat-advce": "EGAT with L_cls = CE on x_adv, our second reading
                 "at": "Madry PGD adversarial training, the robustness reference the paper omits"}
 #: Table II and Fig. 2: the paper drops DMADA and IRM after Table I (Sec. V-D)
 OOD_METHODS = ("erm", "igr", "ign", "dre", "sgdrop", "egat")
-#: Tables I and IV's columns per domain; the cue-free accuracy appears only where records have it (built-in data)
-TABLE_METRICS = ("cAcc", "cAcc_cue_free", "aAcc", "Comp", "Suff")
-#: Markdown bolds the best value of each column: higher cAcc, aAcc, Comp; lower Suff (paper Sec. V-B)
-HIGHER_IS_BETTER = {"cAcc": True, "cAcc_cue_free": True, "aAcc": True, "Comp": True, "Suff": False}
-METRIC_ORDER = (*TABLE_METRICS, "rank", "rank_mean", "rank_var")
+#: Tables I and IV's columns per domain; the cue-free accuracy (built-in data) and AA (the worst case, ours) appear
+#: only where records have them
+TABLE_METRICS = ("cAcc", "cAcc_cue_free", "aAcc", "AA", "Comp", "Suff")
+OPTIONAL_METRICS = ("cAcc_cue_free", "AA")
+#: the worst-case attack whose accuracy is the AA column (attacks/autoattack.py)
+WORST_CASE = "aa"
+#: Table V's columns (ours, not in the paper), in order, with their display names; flags are a column of markers
+SCORECARD_METRICS = {
+    "cAcc": "cAcc", "cAcc_cue_free": "cue-free cAcc", "aAcc": "PGD-10", "AA": "AA",
+    "Comp": "Comp", "Suff": "Suff", "Comp_blur": "Comp (blur)", "Suff_blur": "Suff (blur)",
+    "relevance_mass": "rel. mass", "relevance_rank": "top-k in mask", "pointing_game": "pointing",
+    "stability_topk": "top-k ∩ (adv)", "stability_spearman": "Spearman (adv)",
+    "randomization_spearman": "Spearman (rand. weights)",
+}
+#: Markdown bolds the best value of each column: higher cAcc, aAcc, Comp; lower Suff (paper Sec. V-B); ours likewise
+HIGHER_IS_BETTER = {"cAcc": True, "cAcc_cue_free": True, "aAcc": True, "AA": True, "Comp": True, "Suff": False,
+                    "Comp_blur": True, "Suff_blur": False, "relevance_mass": True, "relevance_rank": True,
+                    "pointing_game": True, "stability_topk": True, "stability_spearman": True,
+                    "randomization_spearman": False}
+METRIC_ORDER = (*dict.fromkeys([*TABLE_METRICS, *SCORECARD_METRICS]), "rank", "rank_mean", "rank_var")
 MISSING = "–"
 
 
@@ -95,15 +111,53 @@ def format_cell(mean: float, se: float = math.nan, n: Any = 1, *, paper: float =
     return text + (f" ({paper:.2f})" if not pd.isna(paper) else "")
 
 
-def _per_domain(results: Results, name: str, title: str, methods: Sequence[str], compare: bool) -> Table:
-    """Tables I and IV: per dataset and training domain, cAcc / aAcc (PGD at table_eps) / Comp / Suff."""
+def in_domain_obs(results: Results, methods: Sequence[str], metrics: Iterable[str]) -> pd.DataFrame:
+    """The in-domain observations of `methods` for `metrics`, where "aAcc" is PGD-10 and "AA" the worst case, both
+    at the profile's table eps (the attack column cleared, so they group like the other metrics)."""
     obs = results.table_obs
     obs = obs[obs["method"].isin(methods) & (obs["test_domain"] == obs["train_domain"])]
-    table_aacc = (obs["metric"] == "aAcc") & (obs["attack"] == "pgd") & (obs["eps"] == eps_label(
-        results.profile.table_eps))
-    obs = obs[obs["metric"].isin(["cAcc", "cAcc_cue_free", "Comp", "Suff"]) | table_aacc]
+    at_table_eps = (obs["metric"] == "aAcc") & (obs["eps"] == eps_label(results.profile.table_eps))
+    pgd, worst = obs[at_table_eps & (obs["attack"] == "pgd")], obs[at_table_eps & (obs["attack"] == WORST_CASE)]
+    parts = [obs[obs["metric"].isin([m for m in metrics if m not in ("aAcc", "AA")])]]
+    parts += [pgd.assign(attack="", eps="")] if "aAcc" in metrics else []
+    parts += [worst.assign(metric="AA", attack="", eps="")] if "AA" in metrics else []
+    return pd.concat(parts, ignore_index=True)
+
+
+def flag_markers(results: Results) -> dict[tuple[str, str, str], str]:
+    """(dataset, train_domain, method) -> the markers of the gradient-masking flags that fired on any of its seeds,
+    each followed by `(k/n)` when it fired on k of n seeds only (benchmark/flags.py)."""
+    obs = results.table_obs
+    obs = obs[obs["metric"].str.startswith("flag:")]
+    found: dict[tuple[str, str, str], str] = {}
+    for (dataset, domain, method), group in obs.groupby(["dataset", "train_domain", "method"], sort=False):
+        text = ""
+        for flag in FLAGS:
+            values = group.loc[group["metric"] == f"flag:{flag.name}", "value"]
+            fired = int(values.sum())
+            if fired:
+                text += flag.marker + ("" if fired == len(values) else f"({fired}/{len(values)})")
+        if text:
+            found[(dataset, domain, method)] = text
+    return found
+
+
+def flag_legend(markers: dict[tuple[str, str, str], str]) -> list[str]:
+    """The legend of the flags that appear (none: a line saying no flag fired)."""
+    shown = [f for f in FLAGS if any(f.marker in text for text in markers.values())]
+    if not shown:
+        return ["gradient-masking checks (benchmark/flags.py): none fired"]
+    return ["gradient-masking flags beside aAcc (benchmark/flags.py; (k/n): on k of n seeds only): "
+            + "; ".join(f"{f.marker} {f.meaning}" for f in shown)]
+
+
+def _per_domain(results: Results, name: str, title: str, methods: Sequence[str], compare: bool) -> Table:
+    """Tables I and IV: per dataset and training domain, cAcc / aAcc (PGD at table_eps) / AA / Comp / Suff, the
+    aAcc cell marked with the gradient-masking flags that fired."""
+    obs = in_domain_obs(results, methods, TABLE_METRICS)
     frame = _finish(summarize(obs, ["dataset", "train_domain", "test_domain", "method", "metric"]), name, results,
                     methods)
+    markers = flag_markers(results)
     if compare:
         frame = with_paper(frame, name)
     sections = []
@@ -111,7 +165,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
         part = frame[frame["dataset"] == dataset]
         domains = [d for d in results.domains(dataset) if d in set(part["train_domain"])]
         rows = [m for m in methods if m in set(part["method"])]
-        metrics = [m for m in TABLE_METRICS if m != "cAcc_cue_free" or (part["metric"] == m).any()]
+        metrics = [m for m in TABLE_METRICS if m not in OPTIONAL_METRICS or (part["metric"] == m).any()]
         wide = pd.DataFrame(index=[results.label(m, name) for m in rows],
                             columns=[f"{d} {metric}" for d in domains for metric in metrics], data=MISSING)
         for d in domains:
@@ -123,15 +177,28 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
                 for row in cells.itertuples():
                     text = format_cell(row.mean, row.se, row.n, paper=getattr(row, "paper", math.nan))
                     is_best = len(cells) > 1 and round(row.mean, 2) == round(best, 2)
-                    wide.loc[results.label(row.method, name), f"{d} {metric}"] = f"**{text}**" if is_best else text
+                    text = f"**{text}**" if is_best else text
+                    if metric == "aAcc" and (dataset, d, row.method) in markers:
+                        text += " " + markers[(dataset, d, row.method)]
+                    wide.loc[results.label(row.method, name), f"{d} {metric}"] = text
         sections.append((results.role(dataset), wide))
     cue_free = ("cAcc_cue_free: on the same split's cue-free twins, the same objects with the spurious cue drawn "
                 "independently of the class; " if (frame["metric"] == "cAcc_cue_free").any() else "")
-    notes = ["aAcc: accuracy under PGD at eps " + eps_label(results.profile.table_eps) + " on the training "
-             f"domain's test split; cAcc on the same split; {cue_free}Comp / Suff: ERASER-style AOPC of Grad-CAM "
-             "(x100, Comp higher and Suff lower is better); bold: best mean of each column"]
+    worst = ("AA: the per-sample worst case of APGD-CE, APGD-T and Square (AutoAttack's count" + (
+        f"; {results.profile.name} profile: {_worst_case_setting(results)}" if WORST_CASE in
+        results.profile.attack_settings else "; standard version") + "), not in the paper; "
+        if (frame["metric"] == "AA").any() else "")
+    notes = ["aAcc: accuracy under PGD-10 at eps " + eps_label(results.profile.table_eps) + " on the training "
+             f"domain's test split; cAcc on the same split; {cue_free}{worst}Comp / Suff: ERASER-style AOPC of "
+             "Grad-CAM (x100, Comp higher and Suff lower is better); bold: best mean of each column",
+             *flag_legend({k: v for k, v in markers.items() if k[2] in set(frame["method"])})]
     notes += [f"{results.label(m, name)}: {why}" for m, why in NOT_IN_PAPER.items() if m in set(frame["method"])]
     return Table(name, title, frame, sections, notes, _runs(results, frame))
+
+
+def _worst_case_setting(results: Results) -> str:
+    params = results.profile.attack_settings[WORST_CASE].params
+    return "reduced, " + ", ".join(f"{k} {v}" for k, v in params.items())
 
 
 def _runs(results: Results, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -240,6 +307,68 @@ def table3(results: Results, *, methods: Sequence[str] | None = None, compare: b
                  frame, [(results.role(dataset), wide)] if rows else [], notes, _runs(results, frame))
 
 
+def table5(results: Results, *, methods: Sequence[str] | None = None, compare: bool = False) -> Table:
+    """Table V (ours, not in the paper): per method and training domain, robustness (PGD-10, AA, masking flags)
+    beside explanation quality (Comp / Suff at both fills, localization against the object masks, stability
+    under PGD, the randomization check); a second section per dataset holds the calibration rows: Comp / Suff of
+    a random map, the exact object mask and its inverse on each method's models, averaged over domains."""
+    methods = _methods("table5", methods)
+    del compare  # the paper has no such table
+    obs = in_domain_obs(results, methods, SCORECARD_METRICS)
+    keys = ["dataset", "train_domain", "test_domain", "method", "metric"]
+    frame = _finish(summarize(obs, keys), "table5", results, methods)
+    markers = flag_markers(results)
+    sections = []
+    for dataset in dict.fromkeys(frame["dataset"]):
+        part = frame[frame["dataset"] == dataset]
+        metrics = [m for m in SCORECARD_METRICS if (part["metric"] == m).any()]
+        rows = [(d, m) for d in results.domains(dataset) for m in methods
+                if ((part["train_domain"] == d) & (part["method"] == m)).any()]
+        wide = pd.DataFrame(index=[f"{d} · {results.label(m, 'table5')}" for d, m in rows],
+                            columns=[*(SCORECARD_METRICS[m] for m in metrics), "flags"], data=MISSING)
+        for (d, m), index in zip(rows, wide.index, strict=True):
+            for row in part[(part["train_domain"] == d) & (part["method"] == m)].itertuples():
+                wide.loc[index, SCORECARD_METRICS[row.metric]] = format_cell(row.mean, row.se, row.n)
+            wide.loc[index, "flags"] = markers.get((dataset, d, m), "") or "none"
+        sections.append((f"{results.role(dataset)}: robustness and explanations", wide))
+        calibration = _calibration(results, dataset, methods)
+        if calibration is not None:
+            sections.append((f"{results.role(dataset)}: calibration (reference maps on each method's models, mean "
+                             "over training domains and seeds)", calibration))
+    notes = [f"ours, not in the paper. PGD-10 and AA at eps {eps_label(results.profile.table_eps)} on the training "
+             "domain's test split; Comp / Suff (x100): ERASER AOPC of Grad-CAM with removed pixels set to black (the "
+             "paper's) or to a blurred copy of the image (blur); rel. mass: share of the map's positive mass on the "
+             "object mask; top-k in mask: share of the k highest pixels on the object, k = its area; pointing: share "
+             "of images whose map maximum is on the object; top-k ∩ / Spearman (adv): top-10% intersection and rank "
+             "correlation of Grad-CAM(x) and Grad-CAM(x_adv) under PGD-10 at the table eps; Spearman (rand. "
+             "weights): rank correlation of the maps of the trained model and of its randomized copy (lower is "
+             "better; benchmark/explanation_metrics.py); mean ± SE over n seeds (README \"How robustness and "
+             "explanations are measured\")",
+             *flag_legend({k: v for k, v in markers.items() if k[2] in set(frame["method"])})]
+    return Table("table5", "Table V: robustness and explanation scorecard (ours, not in the paper)", frame, sections,
+                 notes, _runs(results, frame))
+
+
+def _calibration(results: Results, dataset: str, methods: Sequence[str]) -> pd.DataFrame | None:
+    """Per method: Comp / Suff at both fills of the calibration maps, mean over domains and seeds (n in the cell)."""
+    obs = results.table_obs
+    names = {f"{metric}@{ref}": f"{ref.replace('_', ' ')}: {SCORECARD_METRICS[metric]}"
+             for ref in CALIBRATION_MAPS for metric in CALIBRATION_METRICS}
+    obs = obs[(obs["dataset"] == dataset) & obs["method"].isin(methods) & obs["metric"].isin(list(names))]
+    if obs.empty:
+        return None
+    rows = [m for m in methods if m in set(obs["method"])]
+    columns = [n for n in names if n in set(obs["metric"])]
+    wide = pd.DataFrame(index=[results.label(m, "table5") for m in rows], columns=[names[n] for n in columns],
+                        data=MISSING)
+    for m, index in zip(rows, wide.index, strict=True):
+        for name, column in zip(columns, wide.columns, strict=True):
+            values = obs.loc[(obs["method"] == m) & (obs["metric"] == name), "value"]
+            if len(values):
+                wide.loc[index, column] = f"{values.mean():.2f} (n={len(values)})"
+    return wide
+
+
 def markdown_table(frame: pd.DataFrame, corner: str = "Model") -> str:
     """A GitHub pipe table of a frame of strings (index = first column)."""
     def row(cells: Iterable[Any]) -> str:
@@ -296,3 +425,5 @@ declare_table("table3", table3, ("igr", "sgdrop", "egat", "egat-sg", "egat-ig", 
                                  "egat-noise0.5", "egat-golden"), numeral="III",
               grids=(Grid(domains="0", first_dataset_only=True),), labels={"egat": "EGAT (base)"})
 declare_table("table4", table4, ("erm", "egat-noegl", "egat-noat", "egat"), numeral="IV")
+declare_table("table5", table5, (*MAIN_METHODS, *NOT_IN_PAPER), custom_methods=True,
+              labels={m: f"{Catalog.builtin().method(m)} (not in the paper)" for m in NOT_IN_PAPER})

@@ -37,12 +37,17 @@ PROFILE_FIELDS = ("model", "pretrained", "image_size", "steps", "batch_size", "l
 
 
 def rebuild(record: dict[str, Any]) -> EvalJob:
-    """The eval job a record describes, from its configuration alone."""
-    config, train = record["config"], record["config"]["train"]
-    profile = replace(PROFILES.get(record["profile"]), **{k: train[k] for k in PROFILE_FIELDS},
-                      attack_steps=config["attack_steps"], faithfulness_images=config["faithfulness_images"])
-    job = TrainJob(profile, train["dataset"], train["domain"], train["method"], train["seed"], train["hparams"])
-    return EvalJob(job, tuple(config["attacks"]), tuple(config["eps"]))
+    """The eval job a record describes, from its configuration alone (its transfer source's too)."""
+    config = record["config"]
+
+    def train_job(train: dict[str, Any]) -> TrainJob:
+        profile = replace(PROFILES.get(record["profile"]), **{k: train[k] for k in PROFILE_FIELDS},
+                          attack_steps=config["attack_steps"], faithfulness_images=config["faithfulness_images"])
+        return TrainJob(profile, train["dataset"], train["domain"], train["method"], train["seed"], train["hparams"])
+
+    source = config.get("transfer_source_train")
+    return EvalJob(train_job(config["train"]), tuple(config["attacks"]), tuple(config["eps"]),
+                   None if source is None else train_job(source))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What `aa` (AutoAttack's worst case) costs per image relative to PGD-10, reduced and standard, on the same images.
 
-Usage: python perf/worst_case_cost.py [--images 256] [--eps 0.02] [--steps 400] [--reduced 20,1,100 [10,3,100 ...]]
+Usage: python perf/worst_case_cost.py [--images 256] [--eps 0.02] [--steps 400] [--reduced 10,1,75 [10,3,100 ...]]
        [--reps 3] [--standard-reps 1] [--bound-eps 1e-4] [--threads 1] [--device cpu]
 Two models, each trained here from seed 0 on the cue-free twins of the first domain of `shapes` as the test
 suite's ERM cnn is (tests/conftest.py): (a) ERM, which PGD breaks, so aa's later members run on few points,
@@ -74,7 +74,7 @@ def report(name: str, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: 
     settings = {f"aa {p['n_iter']},{p['n_targets']},{p['n_queries']}": p for p in reduced}
     runs = {"PGD-10": lambda: timed(pgd_run, device), **{label: aa_run(label, p) for label, p in settings.items()}}
     medians = interleaved_medians(runs, args.reps)
-    if standard:
+    if standard and args.standard_reps > 0:
         settings["aa (standard)"] = STANDARD
         medians.update(interleaved_medians({"aa (standard)": aa_run("aa (standard)", STANDARD)}, args.standard_reps,
                                            warmup=0))
@@ -94,10 +94,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--eps", type=float, default=0.02)
     parser.add_argument("--steps", type=int, default=400, help="training steps of each model")
-    parser.add_argument("--reduced", nargs="+", default=["20,1,100"],
-                        help="n_iter,n_targets,n_queries of each reduced aa to time")
+    quick = PROFILES.get("quick").attack_params("aa")
+    default = ",".join(str(quick[k]) for k in ("n_iter", "n_targets", "n_queries"))
+    parser.add_argument("--reduced", nargs="+", default=[default],
+                        help="n_iter,n_targets,n_queries of each reduced aa to time (default: the quick profile's)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of PGD-10 and the reduced aa's")
-    parser.add_argument("--standard-reps", type=int, default=1, help="repetitions of the standard aa (slow)")
+    parser.add_argument("--standard-reps", type=int, default=1, help="repetitions of the standard aa (slow; 0 skips it)")
     parser.add_argument("--bound-eps", type=float, default=1e-4, help="eps of the no-point-breaks bound")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")

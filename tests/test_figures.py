@@ -12,6 +12,7 @@ from benchmark.figures import (
     figure4,
     heatmap_runs,
     pareto_optimal,
+    scorecard_points,
     time_points,
 )
 from benchmark.render import render
@@ -32,8 +33,8 @@ def assert_png(path, min_size=(400, 300)):
 
 
 def test_all_figures_are_written_as_pngs(fixture, tmp_path):
-    written = render(fixture, tmp_path, only=["fig2", "fig3", "fig4"])
-    assert [p.name for p in written] == ["fig2.png", "fig3.png", "fig4.png"]
+    written = render(fixture, tmp_path, only=["fig2", "fig3", "fig4", "fig5"])
+    assert [p.name for p in written] == ["fig2.png", "fig3.png", "fig4.png", "fig5.png"]
     for path in written:
         assert_png(path)
 
@@ -85,3 +86,11 @@ def test_fig4_picks_one_run_per_method_and_draws_without_images(tmp_path, fixtur
     record = eval_record("vlcs", "Caltech101", "egat", heatmaps=maps)  # folder dataset, no --data-root
     path = figure4(Results.from_records([record], PROFILE, allow_stale=True), tmp_path / "fig4.png")
     assert_png(path, min_size=(300, 300))
+
+
+def test_fig5_has_one_point_per_method_domain_and_seed(fixture):
+    points = scorecard_points(fixture)
+    shapes = points[points["dataset"] == "shapes"]
+    assert len(shapes[shapes["method"] == "egat"]) == 6  # 3 domains x 2 seeds
+    assert set(points["dataset"]) == {"shapes"}  # digits' fixture records have no AA / localization
+    assert points["relevance_mass"].between(0, 100).all()

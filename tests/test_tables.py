@@ -12,7 +12,7 @@ import pytest
 from benchmark import render
 from benchmark.reference import reference
 from benchmark.results import Results, standard_error
-from benchmark.tables import competition_ranks, rank_summary, table1, table2, table3
+from benchmark.tables import competition_ranks, rank_summary, table1, table2, table3, table5
 from tests.report_helpers import PROFILE, RECORDS, assert_golden, eval_record, fixture_results
 
 
@@ -21,7 +21,7 @@ def fixture() -> Results:
     return fixture_results()
 
 
-@pytest.mark.parametrize("name", ["table1", "table2", "table3", "table4"])
+@pytest.mark.parametrize("name", ["table1", "table2", "table3", "table4", "table5"])
 def test_tables_match_golden_files(fixture, tmp_path, name):
     written = render.render(fixture, tmp_path, only=[name])
     assert [p.name for p in written] == [f"{name}.csv", f"{name}.md"]
@@ -149,3 +149,45 @@ def test_render_entry_point(tmp_path, capsys):
     assert "unknown artefact 'table9'" in capsys.readouterr().err
     assert render.main(["--results-dir", str(tmp_path / "empty"), "--only", "table1,fig2"]) == 0
     assert "no records" in capsys.readouterr().err
+
+
+def test_flags_are_recomputed_from_merged_records_and_marked_with_a_legend(fixture):
+    """The fixture's DM-ADA fakes gradient masking (AA far below PGD, Square below the white-box stages) and IGR has
+    zero gradients on seed 0 only: the markers appear beside aAcc, IGR's with (1/2), with one legend line each."""
+    table = table1(fixture)
+    wide = dict(table.sections)["shapes (in the role of VLCS)"]
+    assert wide.loc["DMADA", "studio aAcc"].endswith(" †‡")
+    assert wide.loc["IGR", "studio aAcc"].endswith(" #(1/2)")
+    assert not any(marker in wide.loc["EGAT", "studio aAcc"] for marker in "†‡§¶#^")
+    legend = next(n for n in table.notes if n.startswith("gradient-masking flags"))
+    assert "† the black-box Square" in legend and "# many test images" in legend and "§" not in legend
+
+
+def test_flags_follow_the_merged_run_not_the_record_that_carried_them():
+    """A record's own flags said nothing (it had no AA); merged with a second record that has an AA far below PGD,
+    the run's flag fires: the tables recompute flags from the merged metrics."""
+    masking = {"zero_grad_share": 0.0, "nonfinite_grad_share": 0.0, "transfer_aAcc": 60.0, "large_eps": 0.1,
+               "large_eps_aAcc": 0.0, "flags": {"aa_far_below_pgd": None}}
+    pgd = eval_record("shapes", "studio", "egat", aacc={"pgd": {"0": 90.0, "0.02": 50.0}}, key="e1")
+    pgd["metrics"]["masking"] = masking
+    aa = eval_record("shapes", "studio", "egat", aacc={"aa": {"0.02": 30.0}}, key="e2")
+    results = Results.from_records([pgd, aa], PROFILE, allow_stale=True)
+    assert results.runs[0]["metrics"]["masking"]["flags"]["aa_far_below_pgd"] is True
+    flags = results.obs[results.obs["metric"] == "flag:aa_far_below_pgd"]
+    assert flags["value"].tolist() == [1.0]
+
+
+def test_table5_scorecard_has_every_metric_the_calibration_rows_and_no_paper_values(fixture):
+    table = table5(fixture)
+    sections = dict(table.sections)
+    card = sections["shapes (in the role of VLCS): robustness and explanations"]
+    assert list(card.columns) == ["cAcc", "PGD-10", "AA", "Comp", "Suff", "Comp (blur)", "Suff (blur)", "rel. mass",
+                                  "top-k in mask", "pointing", "top-k ∩ (adv)", "Spearman (adv)",
+                                  "Spearman (rand. weights)", "flags"]
+    assert card.loc["studio · DMADA", "flags"] == "†‡" and card.loc["studio · EGAT", "flags"] == "none"
+    calibration = sections["shapes (in the role of VLCS): calibration (reference maps on each method's models, mean "
+                           "over training domains and seeds)"]
+    assert "mask: Comp" in calibration.columns and "inverse mask: Suff (blur)" in calibration.columns
+    assert calibration.loc["ERM", "random: Comp"].endswith("(n=6)")  # 3 domains x 2 seeds
+    assert "paper" not in table.frame.columns
+    assert "ours, not in the paper" in table.notes[0]
