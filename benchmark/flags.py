@@ -39,7 +39,7 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     Flag("square_beats_white_box", "†",
          "the black-box Square attack lowers robust accuracy below the white-box attacks (PGD, APGD)"),
-    Flag("aa_far_below_pgd", "‡", "AutoAttack's worst case is far below PGD-10 at the same eps"),
+    Flag("aa_far_below_pgd", "‡", "AutoAttack's worst case is more than 5 points below PGD-10 at the table eps"),
     Flag("non_monotone_eps", "§", "an attack's accuracy rises with the budget eps"),
     Flag("large_eps_not_zero", "¶", "PGD-10 at a large eps does not drive accuracy near zero"),
     Flag("zero_gradients", "#", "many test images have an all-zero or non-finite input gradient"),
@@ -75,11 +75,13 @@ def _square_beats_white_box(metrics: dict[str, Any]) -> bool | None:
     return any(found) if found else None
 
 
-def _aa_far_below_pgd(metrics: dict[str, Any]) -> bool | None:
+def _aa_far_below_pgd(metrics: dict[str, Any], table_eps: float) -> bool | None:
+    """aa more than AA_PGD_GAP below PGD-10 at the table eps, where Table I shows them side by side (at smaller eps,
+    on the steep part of an undefended model's curve, any stronger attack gains that much without masking)."""
     aacc = metrics.get("aAcc", {})
-    pgd_acc, aa_acc = aacc.get("pgd", {}), aacc.get("aa", {})
-    common = [label for label in aa_acc if label in pgd_acc]
-    return any(aa_acc[label] < pgd_acc[label] - AA_PGD_GAP for label in common) if common else None
+    label = eps_label(table_eps)
+    pgd_acc, aa_acc = aacc.get("pgd", {}).get(label), aacc.get("aa", {}).get(label)
+    return None if pgd_acc is None or aa_acc is None else aa_acc < pgd_acc - AA_PGD_GAP
 
 
 def _non_monotone_eps(metrics: dict[str, Any]) -> bool | None:
@@ -117,7 +119,7 @@ def masking_flags(metrics: dict[str, Any], *, table_eps: float, large_eps: float
     white = metrics.get("aAcc", {}).get("pgd", {}).get(eps_label(table_eps))
     flags = {
         "square_beats_white_box": _square_beats_white_box(metrics),
-        "aa_far_below_pgd": _aa_far_below_pgd(metrics),
+        "aa_far_below_pgd": _aa_far_below_pgd(metrics, table_eps),
         "non_monotone_eps": _non_monotone_eps(metrics),
         "large_eps_not_zero": None if large is None else large > LARGE_EPS_ACCURACY,
         "zero_gradients": None if None in shares else max(shares) > GRADIENT_SHARE,

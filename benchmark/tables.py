@@ -142,8 +142,13 @@ def flag_markers(results: Results) -> dict[tuple[str, str, str], str]:
     return found
 
 
-def flag_legend(markers: dict[tuple[str, str, str], str]) -> list[str]:
-    """The legend of the flags that appear (none: a line saying no flag fired)."""
+def flag_legend(results: Results, methods: Iterable[str], markers: dict[tuple[str, str, str], str]) -> list[str]:
+    """The legend of the flags shown for `methods` (a line saying none fired, or that no record was checked)."""
+    methods = set(methods)
+    markers = {k: v for k, v in markers.items() if k[2] in methods}
+    obs = results.table_obs
+    if not (obs["metric"].str.startswith("flag:") & obs["method"].isin(methods)).any():
+        return ["gradient-masking checks (benchmark/flags.py): not in these records (made before the checks)"]
     shown = [f for f in FLAGS if any(f.marker in text for text in markers.values())]
     if not shown:
         return ["gradient-masking checks (benchmark/flags.py): none fired"]
@@ -191,7 +196,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
     notes = ["aAcc: accuracy under PGD-10 at eps " + eps_label(results.profile.table_eps) + " on the training "
              f"domain's test split; cAcc on the same split; {cue_free}{worst}Comp / Suff: ERASER-style AOPC of "
              "Grad-CAM (x100, Comp higher and Suff lower is better); bold: best mean of each column",
-             *flag_legend({k: v for k, v in markers.items() if k[2] in set(frame["method"])})]
+             *flag_legend(results, set(frame["method"]), markers)]
     notes += [f"{results.label(m, name)}: {why}" for m, why in NOT_IN_PAPER.items() if m in set(frame["method"])]
     return Table(name, title, frame, sections, notes, _runs(results, frame))
 
@@ -344,7 +349,7 @@ def table5(results: Results, *, methods: Sequence[str] | None = None, compare: b
              "weights): rank correlation of the maps of the trained model and of its randomized copy (lower is "
              "better; benchmark/explanation_metrics.py); mean ± SE over n seeds (README \"How robustness and "
              "explanations are measured\")",
-             *flag_legend({k: v for k, v in markers.items() if k[2] in set(frame["method"])})]
+             *flag_legend(results, set(frame["method"]), markers)]
     return Table("table5", "Table V: robustness and explanation scorecard (ours, not in the paper)", frame, sections,
                  notes, _runs(results, frame))
 

@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--reduced", nargs="+", default=[default],
                         help="n_iter,n_targets,n_queries of each reduced aa to time (default: the quick profile's)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of PGD-10 and the reduced aa's")
-    parser.add_argument("--standard-reps", type=int, default=1, help="repetitions of the standard aa (slow; 0 skips it)")
+    parser.add_argument("--standard-reps", type=int, default=1, help="repetitions of the standard aa (0: skip)")
     parser.add_argument("--bound-eps", type=float, default=1e-4, help="eps of the no-point-breaks bound")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")

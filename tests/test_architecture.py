@@ -60,7 +60,7 @@ def test_the_cycle_finder_finds_a_circle():
 
 
 def test_rendering_imports_no_torch_training_attacks_or_ddpm(tmp_path):
-    """Importing the renderer, and rendering every table, Figs. 2-3 and the claims from records, loads no torch
+    """Importing the renderer, and rendering every table, Figs. 2, 3 and 5 and the claims from records, loads no torch
     (Fig. 4 draws the test images, which come from the dataset code)."""
     import shutil
 
@@ -69,8 +69,8 @@ def test_rendering_imports_no_torch_training_attacks_or_ddpm(tmp_path):
     shutil.copytree(RECORDS, tmp_path, dirs_exist_ok=True)
     code = ("import sys, benchmark.render as r\n"
             "assert 'torch' not in sys.modules\n"
-            f"code = r.main(['--results-dir', {str(tmp_path)!r}, '--only', 'table1,table2,table3,table4,fig2,fig3,"
-            "claims'])\n"
+            f"code = r.main(['--results-dir', {str(tmp_path)!r}, '--only', 'table1,table2,table3,table4,table5,"
+            "fig2,fig3,fig5,claims'])\n"
             "heavy = [m for m in ('torch', 'methods', 'attacks', 'benchmark.train', 'benchmark.diffusion') "
             "if m in sys.modules]\n"
             "print(code, heavy)\n")
@@ -92,12 +92,16 @@ def test_artefacts_declare_their_grids_once():
     import benchmark.render  # noqa: F401  (imports every module that declares an artefact)
     from benchmark.config import PROFILES
 
-    assert artefact_order() == ["table1", "table2", "table3", "table4", "fig2", "fig3", "fig4", "claims"]
+    assert artefact_order() == ["table1", "table2", "table3", "table4", "table5", "fig2", "fig3", "fig4", "fig5",
+                                "claims"]
     quick = PROFILES.get("quick")
     fig3 = ARTEFACTS.get("fig3").runs(quick)
     assert fig3[0][:2] == ["--methods", ",".join((*MAIN_METHODS, "at"))]
     assert fig3[1][-2:] == ["--model", "cnn_small"] and fig3[1][1] == "egat"
     fig2 = ARTEFACTS.get("fig2").runs(quick)[0]
-    assert fig2[fig2.index("--eps") + 1] == "0,0.01,0.02,0.03,0.04"
+    assert fig2[fig2.index("--eps") + 1] == "0,0.01,0.02,0.03,0.04,0.06,0.08,0.1"
     assert fig2[fig2.index("--attacks") + 1] == "fgsm,mifgsm,pgd,sca"
     assert ARTEFACTS.get("claims").runs(quick) == []
+    table_runs = {tuple(argv) for name in ("table1", "table4", "table5", "fig3", "fig5")
+                  for argv in ARTEFACTS.get(name).runs(quick)[:1]}
+    assert {argv[argv.index("--attacks") + 1] for argv in table_runs} == {"pgd,aa"}  # one eval job per model

@@ -75,3 +75,26 @@ def test_evaluate_fills_every_metric(trained, ddpm):
     heatmaps = metrics["heatmaps"]
     assert len(heatmaps["clean"]) == len(heatmaps["adv"]) == len(heatmaps["label"]) == 6
     assert torch.tensor(heatmaps["clean"]).shape == (6, 8, 8) and heatmaps["eps"] == profile.table_eps
+
+
+def test_eval_record_of_the_worst_case_is_no_weaker_than_any_member_and_erm_raises_no_flag(trained):
+    """The quick profile's reduced worst-case attacks through `evaluate`: in the record, aa <= apgd-ce, apgd-t,
+    square and PGD-10; its stages end at its accuracy; the masking probe ran and no flag fires on this ERM cnn (the
+    transfer check is None: ERM is its own source); every explanation metric is present and in range."""
+    bench, model, _ = trained
+    profile = PROFILES.get("quick")
+    members = ("pgd", "apgd-ce", "apgd-t", "square", "aa")
+    metrics = evaluate(model, bench, "studio", attacks=members, eps=(0.02,), profile=profile, seed=0,
+                       device=torch.device("cpu"), progress=False)
+    acc = {attack: metrics["aAcc"][attack]["0.02"] for attack in members}
+    assert all(acc["aa"] <= acc[m] for m in members), acc
+    assert metrics["aa_stages"]["0.02"]["square"] == acc["aa"]
+    flags = metrics["masking"]["flags"]
+    assert flags.pop("transfer_beats_white_box") is None and not any(flags.values()), metrics["masking"]
+    assert metrics["masking"]["large_eps"] == profile.large_eps
+    for key in ("Comp", "Suff", "Comp_blur", "Suff_blur"):
+        assert -100 <= metrics[key] <= 100
+    assert set(metrics["calibration"]) == {"random", "mask", "inverse_mask"}
+    assert all(0 <= v <= 1 for v in metrics["localization"].values())
+    assert -1 <= metrics["stability"]["spearman"] <= 1 and 0 <= metrics["stability"]["topk_intersection"] <= 1
+    assert metrics["randomization"]["flagged"] is False

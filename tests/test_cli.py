@@ -67,6 +67,9 @@ def test_list_prints_every_registry(run_main):
     assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles"}
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
+    assert "aa (cost 140x PGD-10; quick profile: 5x (n_iter 10, n_targets 1, n_queries 50))" in lines["attacks"]
+    assert "pgd (cost 1x PGD-10)" in lines["attacks"] and "square (cost 200x PGD-10; quick profile: 2.4x" in lines[
+        "attacks"]
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):

@@ -179,3 +179,11 @@ def test_flags_are_none_without_their_data() -> None:
 def test_markers_and_names_are_distinct() -> None:
     assert len({f.name for f in FLAGS}) == len({f.marker for f in FLAGS}) == len(FLAGS)
     assert all(f.meaning and "\n" not in f.meaning for f in FLAGS)
+
+
+def test_aa_gap_counts_at_the_table_eps_only() -> None:
+    """On the steep part of an undefended curve (eps 0.01 here) a stronger attack gains more than 5 points without any
+    masking; Table I puts AA beside PGD-10 at the table eps, and that is where the gap is checked."""
+    metrics = healthy()
+    metrics["aAcc"]["aa"]["0.01"] = 50.0  # 10 below PGD-10's 60 at eps 0.01
+    assert flags_of(metrics)["aa_far_below_pgd"] is False
