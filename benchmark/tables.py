@@ -1,4 +1,4 @@
-"""Tables I-IV of the paper, rendered from the results model (benchmark/results.py) as CSV and Markdown.
+"""Tables I-IV of the paper and our Table V, rendered from the results model (benchmark/results.py) as CSV and Markdown.
 
 Each table is first built as a long frame with the published reference's columns (dataset,
 train_domain, test_domain, method, metric) plus `mean`, `se` and `n` (seeds), so the same code (and
