@@ -31,10 +31,11 @@ def test_same_seed_gives_identical_weights():
     assert not torch.equal(a.fc.weight, c.fc.weight)
 
 
-def test_keep_freed_memory_is_idempotent_and_leaves_the_weights_unchanged():
+def test_keep_freed_memory_is_idempotent_and_training_stays_reproducible():
     before, _ = _train_erm(0, steps=4)
     first, second = keep_freed_memory(), keep_freed_memory()
-    assert first == second  # True on glibc; False (a no-op) elsewhere
+    assert first == second  # True on glibc; False (a no-op) elsewhere. Bit-identity with glibc's default trimming
+    # (40 quick steps, pretrained cnn, same weights hash) was checked by hand: an allocator setting, no arithmetic
     after, _ = _train_erm(0, steps=4)
     for (name, pa), pb in zip(before.state_dict().items(), after.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
