@@ -20,10 +20,13 @@ explanations are measured").
   the first `faithfulness_images` test images (benchmark/explanation_metrics.py).
 - heatmaps: Grad-CAM of the first HEATMAP_IMAGES test images, clean and under PGD at the profile's
   `table_eps`, with predictions, so Fig. 4 is a pure function of the records (plus the images).
+- eval_parts_s: seconds per part of the evaluation (a measurement: the eval record keeps it beside
+  eval_time_s, outside the metrics).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -117,6 +120,7 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
     model.eval()
     domain = bench.domain(train_domain)
     batch_size = profile.eval_batch_size
+    clock = PartClock()
     metrics: dict = {
         "cAcc": accuracy(model, domain.test, batch_size=batch_size, device=device),
         **({} if domain.cue_free is None else {
@@ -124,6 +128,7 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
         "ood_cAcc": {other.name: accuracy(model, other.full, batch_size=batch_size, device=device)
                      for other in bench.domains if other.name != train_domain},
     }
+    clock.lap("clean_and_ood")
     test_batches = [to_device(b, device) for b in iterate(domain.test, batch_size)]
     grid = [(attack, e) for attack in attacks for e in eps]
     metrics["aAcc"] = {attack: {} for attack in attacks}
@@ -136,14 +141,33 @@ def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks:
             acc = adversarial_accuracy(model, test_batches, attack, e, steps=profile.attack_steps, seed=seed,
                                        resources=resources, params=params)
         metrics["aAcc"][attack][eps_label(e)] = acc
+    clock.lap("attacks")
     if any(e > 0 for _, e in grid):
         metrics["masking"] = masking_probe(model, test_batches, metrics, profile=profile, seed=seed,
                                            transfer_source=transfer_source)
+    clock.lap("masking_probe")
     metrics.update(explanation_metrics(model, test_batches, limit=profile.faithfulness_images, eps=profile.table_eps,
                                        attack_steps=profile.attack_steps, seed=seed, explainer=EVAL_EXPLAINER))
+    clock.lap("explanations")
     metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
                                           seed=seed)
+    clock.lap("heatmaps")
+    metrics["eval_parts_s"] = clock.parts
     return metrics
+
+
+class PartClock:
+    """Seconds spent in each part of an evaluation (a measurement of this machine, not a result), so a reader
+    sees where evaluation time goes."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.parts[part] = round(now - self._last, 3)
+        self._last = now
 
 
 def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: dict, *, profile: Profile,

@@ -267,6 +267,7 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
         metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
                            profile=job.train.profile, seed=job.train.seed, device=dev, progress=progress,
                            transfer_source=None if source is None else source.to(dev))
+    parts = metrics.pop("eval_parts_s")  # a measurement of this machine: beside eval_time_s, not among the metrics
     metrics["time_per_epoch_s"] = train_record["time_per_epoch_s"]
     record = {
         "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
@@ -276,7 +277,8 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
                                                {"transfer_source_train": job.transfer_source.config()})},
         "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
-        "eval_time_s": time.perf_counter() - start, "device": str(dev), "numerics": numerics,
+        "eval_time_s": time.perf_counter() - start, "eval_parts_s": parts, "train_time_s": train_record["total_time_s"],
+        "device": str(dev), "numerics": numerics,
         "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},
     }
     store.write(record)
