@@ -27,6 +27,7 @@ explanations are measured").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,14 +35,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from attacks.autoattack import worst_case_stages
-from attacks.base import ATTACKS, resources_of
+from attacks.base import ATTACKS, eval_mode, resources_of
 from attacks.pgd import pgd
 from benchmark.config import Profile
 from benchmark.data.base import Benchmark, iterate
 from benchmark.explain import EXPLAINERS
 from benchmark.explanation_metrics import explanation_metrics
 from benchmark.flags import masking_flags
-from benchmark.masking import gradient_health, transfer_accuracy
+from benchmark.masking import gradient_health
 from benchmark.models import Classifier
 from benchmark.store import eps_label
 from benchmark.train import accuracy, to_device
@@ -52,6 +53,23 @@ HEATMAP_IMAGES = 6
 WORST_CASE = "aa"
 
 
+def accuracy_under(model: Classifier, batches: list[dict[str, Tensor]], craft: Callable[[Tensor, Tensor], Tensor]
+                   ) -> float:
+    """Accuracy (%) of `model` on `craft(x, y)` of every batch: the one loop every attack accuracy runs."""
+    correct = total = 0
+    for batch in batches:
+        x_adv = craft(batch["x"], batch["y"])
+        with torch.no_grad():
+            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+        total += len(batch["y"])
+    return 100.0 * correct / total
+
+
+def _generator(batches: list[dict[str, Tensor]], seed: int) -> torch.Generator:
+    """The attack's generator, on the batches' device, seeded by the job's seed (evaluation is reproducible)."""
+    return torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
+
+
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
                          steps: int, seed: int, resources: dict[str, Any] | None = None,
                          params: dict[str, Any] | None = None) -> float:
@@ -59,32 +77,37 @@ def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], at
     `steps` if it takes them, each resource it declares from `resources` (by name, e.g. SCA's DDPM), and
     `params` (a profile's attack settings)."""
     spec = ATTACKS.get(attack)
-    generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
+    generator = _generator(batches, seed)
     params = {**({"steps": steps} if spec.takes_steps else {}), **(params or {})}
     params.update({r.name: (resources or {}).get(r.name) for r in spec.resources})
-    correct = total = 0
-    for batch in batches:
-        x_adv = spec(model, batch["x"], batch["y"], eps, generator=generator, **params)
-        with torch.no_grad():
-            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
-        total += len(batch["y"])
-    return 100.0 * correct / total
+    return accuracy_under(model, batches, lambda x, y: spec(model, x, y, eps, generator=generator, **params))
 
 
 def worst_case_accuracy(model: Classifier, batches: list[dict[str, Tensor]], eps: float, *, seed: int,
                         params: dict[str, Any] | None = None) -> tuple[float, dict[str, float]]:
     """Accuracy (%) under `aa` at `eps`, and the robust accuracy after each of its members (cumulative), with
     the generator seeded as `adversarial_accuracy` seeds it (so the first number is that function's)."""
-    generator = torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
-    correct, total, robust = 0, 0, {}
-    for batch in batches:
-        x_adv, stages = worst_case_stages(model, batch["x"], batch["y"], eps, generator=generator, **(params or {}))
-        with torch.no_grad():
-            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+    generator = _generator(batches, seed)
+    robust: dict[str, int] = {}
+
+    def craft(x: Tensor, y: Tensor) -> Tensor:
+        x_adv, stages = worst_case_stages(model, x, y, eps, generator=generator, **(params or {}))
         for member, still in stages.items():
             robust[member] = robust.get(member, 0) + still.sum().item()
-        total += len(batch["y"])
-    return 100.0 * correct / total, {member: 100.0 * count / total for member, count in robust.items()}
+        return x_adv
+
+    acc = accuracy_under(model, batches, craft)
+    total = sum(len(batch["y"]) for batch in batches)
+    return acc, {member: 100.0 * count / total for member, count in robust.items()}
+
+
+def transfer_accuracy(source: Classifier, target: Classifier, batches: list[dict[str, Tensor]], eps: float, *,
+                      steps: int, seed: int) -> float:
+    """Accuracy (%) of `target` on PGD-`steps` examples crafted on `source` (the dataset's ERM model), seeded as
+    `adversarial_accuracy` seeds: a transfer attack needs no gradient of `target` (benchmark/flags.py)."""
+    generator = _generator(batches, seed)
+    with eval_mode(target):
+        return accuracy_under(target, batches, lambda x, y: pgd(source, x, y, eps, generator=generator, steps=steps))
 
 
 def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, steps: int, seed: int) -> dict:

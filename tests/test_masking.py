@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from attacks.autoattack import MEMBERS, worst_case_stages
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import adversarial_accuracy
+from benchmark.evaluate import adversarial_accuracy, transfer_accuracy
 from benchmark.flags import FLAGS, masking_flags
-from benchmark.masking import gradient_health, transfer_accuracy
+from benchmark.masking import gradient_health
 from benchmark.store import eps_label
 
 TABLE_EPS, LARGE_EPS = 0.02, 0.1  # the quick profile's table eps and the large eps of its checks
