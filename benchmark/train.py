@@ -8,7 +8,6 @@ time is a measurement, not an estimate.
 from __future__ import annotations
 
 import copy
-import ctypes
 import math
 import random
 import statistics
@@ -31,22 +30,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-#: glibc's M_TRIM_THRESHOLD: free memory it keeps at the top of the heap instead of returning it to the OS
-_TRIM_THRESHOLD = 256 << 20
-_M_TRIM_THRESHOLD = -1
-
-
-def keep_freed_memory() -> bool:
-    """Stop glibc from handing the freed activations of every step back to the OS (its default trims beyond
-    128 KB), which the next step then page-faults in again: not arithmetic, and the numbers are unchanged (bit
-    for bit). The quick ERM step runs 8-10% faster with it (perf/train_step_rate.py, one thread: ERM step / sgemm
-    rate about 0.58 -> 0.64). Process-wide and idempotent; False (nothing changed) where libc is not glibc."""
-    try:
-        return bool(ctypes.CDLL(None).mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-    except (AttributeError, OSError):
-        return False
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -124,7 +107,6 @@ def train(method: Method, train_set: Dataset, val_set: Dataset, *, steps: int, b
     validated before it is kept (the initial weights, validation accuracy -1, when none was) and
     `diverged_at` says where."""
     device = torch.device(device)
-    keep_freed_memory()
     model = method.model.to(device)
     method.extra.to(device)
     generator = torch.Generator().manual_seed(seed)

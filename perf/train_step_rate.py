@@ -2,13 +2,13 @@
 
 Builds the step exactly as training runs it (benchmark/jobs.py, benchmark/train.py): the quick profile's model
 (cnn, pretrained backbone, dropout 0.1, 5 classes), Adam at its lr, `training_step` on shapes batches drawn by
-`endless` and moved by `to_device`, with train()'s allocator setting (keep_freed_memory), under the jobs' numerics
-(benchmark/numerics.py: one thread, deterministic algorithms). Its FLOPs are counted once (torch.utils.flop_counter:
-forward and backward; Adam's few elementwise FLOPs are not counted); the step and a 512x512 float32 matmul are timed
+`endless` and moved by `to_device`, under the jobs' numerics (benchmark/numerics.py: one thread, deterministic
+algorithms, the allocator keeping freed memory). Its FLOPs are counted once (torch.utils.flop_counter: forward and
+backward; Adam's few elementwise FLOPs are not counted); the step and a 512x512 float32 matmul are timed
 in interleaved repetitions, and the step's FLOP rate is printed as a fraction of the matmul's (target >= 0.6). The
 batch's fetch (uint8 -> float; the train loop times it outside the step) is timed beside them.
 
-Usage: python perf/train_step_rate.py [--reps 30] [--dataset shapes] [--domain d0] [--threads 1] [--glibc-trim]
+Usage: python perf/train_step_rate.py [--reps 30] [--dataset shapes] [--domain d0] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from benchmark.data.base import endless
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
 from benchmark.timing import interleaved_medians, print_medians, timed
-from benchmark.train import keep_freed_memory, seed_everything, to_device, training_step
+from benchmark.train import seed_everything, to_device, training_step
 from methods import METHODS, method_hparams
 
 SGEMM_SIDE = 512
@@ -37,12 +37,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="shapes")
     parser.add_argument("--domain", default=None, help="training domain (default: the first)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--glibc-trim", action="store_true",
-                        help="leave glibc's default heap trimming (the step as it ran before keep_freed_memory)")
     args = parser.parse_args()
     device = torch.device("cpu")
-    if not args.glibc_trim:
-        keep_freed_memory()  # as train() does
     profile = PROFILES.get("quick")
     with job_numerics(device):
         torch.set_num_threads(args.threads)

@@ -20,6 +20,7 @@ from attacks.sca.ddpm import DDPMConfig, Diffusion, train_ddpm
 from benchmark.data import ArrayDataset, Benchmark, load_benchmark, split_indices
 from benchmark.data.synthetic import domain_arrays
 from benchmark.models import Classifier, build_model
+from benchmark.numerics import keep_freed_memory
 from benchmark.train import seed_everything, train
 from methods import METHODS
 
@@ -31,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("EGAT_BENCH_CACHE", tempfile.mkdtemp(prefix="egat-bench-cache-"))
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    keep_freed_memory()  # as every job does (benchmark/numerics.py): no number changes, no page-faulting
 
 
 @pytest.fixture(scope="session")
