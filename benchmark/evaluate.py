@@ -12,9 +12,9 @@ explanations are measured").
   attack with other parameters than its standard ones (`Profile.attack_settings`: the quick worst case).
 - aa_stages[eps]: robust accuracy after each member of `aa` (AutoAttack's per-attack accounting).
 - masking: the gradient-masking probe (benchmark/masking.py, benchmark/flags.py): zero / non-finite
-  input-gradient shares, PGD-10 at the profile's `large_eps`, PGD-10 transferred from the same dataset,
-  domain and seed's ERM model, and the flags computed from the whole record (tables recompute them
-  after merging records).
+  input-gradient shares; on the profile's `probe_images` first test images, PGD-10 at its `large_eps` and PGD-10
+  transferred from the same dataset, domain and seed's ERM model beside white-box PGD-10 on those images; and the
+  flags computed from the whole record (tables recompute them after merging records).
 - Comp / Suff (black fill, the paper's), Comp_blur / Suff_blur, their calibration rows, localization
   against the object masks, stability under PGD at `table_eps` and the parameter-randomization check, on
   the first `faithfulness_images` test images (benchmark/explanation_metrics.py).
@@ -196,15 +196,42 @@ class PartClock:
 def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: dict, *, profile: Profile,
                   seed: int, transfer_source: Classifier | None) -> dict[str, Any]:
     """The gradient-masking measurements and flags (benchmark/masking.py) of a model whose attacks have run:
-    input-gradient health, PGD-10 at the profile's `large_eps` (reused when the eps grid has it), PGD-10 at
-    `table_eps` transferred from `transfer_source`, and the flags over the record so far."""
-    large = metrics["aAcc"].get("pgd", {}).get(eps_label(profile.large_eps))
-    if large is None:
-        large = adversarial_accuracy(model, batches, "pgd", profile.large_eps, steps=profile.attack_steps, seed=seed)
-    transfer = None if transfer_source is None else transfer_accuracy(
-        transfer_source.eval(), model, batches, profile.table_eps, steps=profile.attack_steps, seed=seed)
-    probe = {**gradient_health(model, batches), "transfer_aAcc": transfer, "large_eps": profile.large_eps,
-             "large_eps_aAcc": large}
+    input-gradient health on the whole test split; PGD-10 at the profile's `large_eps` (the attack grid's
+    whole-split number when the grid has that eps); and on the first `profile.probe_images` test images (all when
+    None), PGD-10 at `table_eps` transferred from `transfer_source` beside white-box PGD-10 on the same images (the
+    grid's number when they are the whole split). Then the flags over the record so far."""
+    probe_batches = _first_images(batches, profile.probe_images)
+    probe_images = sum(len(b["y"]) for b in probe_batches)
+    whole_split = probe_images == sum(len(b["y"]) for b in batches)
+    done = metrics["aAcc"].get("pgd", {})
+
+    def pgd_accuracy(eps: float, *, reuse: bool) -> float:
+        if reuse and eps_label(eps) in done:
+            return done[eps_label(eps)]
+        return adversarial_accuracy(model, probe_batches, "pgd", eps, steps=profile.attack_steps, seed=seed)
+
+    transfer = white_box = None
+    if transfer_source is not None:
+        transfer = transfer_accuracy(transfer_source.eval(), model, probe_batches, profile.table_eps,
+                                     steps=profile.attack_steps, seed=seed)
+        white_box = pgd_accuracy(profile.table_eps, reuse=whole_split)
+    probe = {**gradient_health(model, batches), "probe_images": probe_images, "transfer_aAcc": transfer,
+             "white_box_aAcc": white_box, "large_eps": profile.large_eps,
+             "large_eps_aAcc": pgd_accuracy(profile.large_eps, reuse=True)}
     probe["flags"] = masking_flags({**metrics, "masking": probe}, table_eps=profile.table_eps,
                                    large_eps=profile.large_eps)
     return probe
+
+
+def _first_images(batches: list[dict[str, Tensor]], limit: int | None) -> list[dict[str, Tensor]]:
+    """The batches cut to their first `limit` images in order (all of them when None)."""
+    if limit is None:
+        return batches
+    cut, seen = [], 0
+    for batch in batches:
+        if seen >= limit:
+            break
+        take = min(len(batch["y"]), limit - seen)
+        cut.append(batch if take == len(batch["y"]) else {k: v[:take] for k, v in batch.items()})
+        seen += take
+    return cut

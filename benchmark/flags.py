@@ -11,9 +11,10 @@ sentence) and computed from an eval record's `metrics` alone (masking_flags), la
 - metrics["aAcc"][attack][eps_label] -> accuracy (%) (benchmark/store.py's eps_label, e.g. "0.02");
 - metrics["aa_stages"][eps_label] -> {"apgd-ce", "apgd-t", "square": cumulative robust accuracy (%)
   after each of aa's members} (where aa ran; attacks/autoattack.py's worst_case_stages);
-- metrics["masking"] -> {"zero_grad_share", "nonfinite_grad_share", "transfer_aAcc" (PGD-10 from the
-  dataset's ERM model at the table eps; None for ERM itself), "large_eps", "large_eps_aAcc" (PGD-10 at
-  large_eps)}, measured by benchmark/masking.py.
+- metrics["masking"] -> {"zero_grad_share", "nonfinite_grad_share", "probe_images", "transfer_aAcc" (PGD-10
+  from the dataset's ERM model at the table eps on the first probe_images test images; None for ERM itself),
+  "white_box_aAcc" (white-box PGD-10 on the same images), "large_eps", "large_eps_aAcc" (PGD-10 at large_eps)},
+  measured by benchmark/evaluate.py's masking_probe.
 
 A flag is None where the record lacks what it needs. Thresholds are fixed by the reasons in their
 comments, not tuned on results. Torch-free: the tables recompute the flags of merged records.
@@ -109,14 +110,16 @@ def masking_flags(metrics: dict[str, Any], *, table_eps: float, large_eps: float
     """Each flag of FLAGS from an eval record's metrics (module docstring), None where the record lacks its data.
 
     `large_eps_not_zero` reads the record's large-eps PGD accuracy only when it was measured at `large_eps`; the
-    transfer check compares with white-box PGD-10 at `table_eps`."""
+    transfer check compares with white-box PGD-10 at `table_eps` on the same images."""
     masking = metrics.get("masking", {})
     large = masking.get("large_eps_aAcc")
     if large is not None and eps_label(masking["large_eps"]) != eps_label(large_eps):
         large = None
     shares = [masking.get("zero_grad_share"), masking.get("nonfinite_grad_share")]
     transfer = masking.get("transfer_aAcc")
-    white = metrics.get("aAcc", {}).get("pgd", {}).get(eps_label(table_eps))
+    white = masking.get("white_box_aAcc")  # on the transfer's images; records before it: the whole split's
+    if white is None:
+        white = metrics.get("aAcc", {}).get("pgd", {}).get(eps_label(table_eps))
     flags = {
         "square_beats_white_box": _square_beats_white_box(metrics),
         "aa_far_below_pgd": _aa_far_below_pgd(metrics, table_eps),

@@ -90,8 +90,18 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
     return Plan(done, to_train, to_evaluate)
 
 
-#: the gradient-masking probe's attacks in PGD-10 units: PGD-10 at large_eps and the transferred PGD-10
+#: the gradient-masking probe's attacks in PGD-10 units on the whole test split: PGD-10 at large_eps and the
+#: transferred PGD-10 (its white-box twin is the grid's)
 MASKING_PROBE_COST = 2.0
+#: on a profile's first `probe_images`: three PGD-10 runs, as a share of the built-in benchmarks' 1000 test images
+PROBE_RUNS_ON_IMAGES, BUILT_IN_TEST_IMAGES = 3, 1000
+
+
+def masking_probe_cost(profile: Profile) -> float:
+    """The masking probe's cost in PGD-10 units (a PGD-10 over the whole test split = 1)."""
+    if profile.probe_images is None:
+        return MASKING_PROBE_COST
+    return min(MASKING_PROBE_COST, PROBE_RUNS_ON_IMAGES * profile.probe_images / BUILT_IN_TEST_IMAGES)
 
 
 def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile) -> float:
@@ -104,7 +114,7 @@ def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile)
         return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
 
     attacked = sum(1 for e in eps if e > 0)
-    return 1 + sum(map(cost_of, attacks)) * attacked + (MASKING_PROBE_COST if attacks and attacked else 0.0)
+    return 1 + sum(map(cost_of, attacks)) * attacked + (masking_probe_cost(profile) if attacks and attacked else 0.0)
 
 
 def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:

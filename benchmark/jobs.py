@@ -35,7 +35,7 @@ from methods.guides import GUIDES
 #: bump when a change to training code changes what a train job produces
 TRAIN_VERSION = 2
 #: bump when a change to evaluation code changes what an eval job produces
-EVAL_VERSION = 2
+EVAL_VERSION = 3
 #: the undefended reference whose PGD examples the masking probe transfers (benchmark/masking.py)
 TRANSFER_SOURCE_METHOD = "erm"
 
@@ -123,6 +123,7 @@ class EvalJob:
             config["attack_params"] = settings
         if self.probes_masking:
             config["large_eps"] = profile.large_eps
+            config["probe_images"] = profile.probe_images
             config["transfer_source"] = None if self.transfer_source is None else self.transfer_source.key
         for resource in resources_of(self.attacks):  # e.g. SCA's numbers depend on the DDPM it attacks through
             config[resource.config_key] = resource.version

@@ -12,6 +12,7 @@ from benchmark.jobs import EvalJob, make_train_job, transfer_source_for
 from benchmark.store import Store
 
 QUICK = PROFILES.get("quick")
+PROBED_PGD = 1 + 1 + 3 * 256 / 1000
 
 
 def test_every_attack_has_a_relative_cost():
@@ -19,22 +20,23 @@ def test_every_attack_has_a_relative_cost():
 
 
 def _timed_store(tmp_path) -> None:
-    """ERM finished once: 40 s for 400 training steps, 12 s to evaluate PGD at one eps (4 cost units: the clean and
-    explanation metrics, PGD, and the masking probe's two PGD runs)."""
+    """ERM finished once: 40 s for 400 training steps, 11.08 s to evaluate PGD at one eps (PROBED_PGD units: the clean
+    and explanation metrics, PGD, and the quick masking probe's three PGD runs on 256 of 1000 images: 0.768), so
+    3 s per unit."""
     store = Store(tmp_path, "quick")
     store.write({"kind": "train", "key": "t", "method": "erm", "total_time_s": 40.0, "config": {"steps": 400}})
-    store.write({"kind": "eval", "key": "e", "method": "erm", "eval_time_s": 12.0,
+    store.write({"kind": "eval", "key": "e", "method": "erm", "eval_time_s": 3.0 * PROBED_PGD,
                  "config": {"attacks": ["pgd"], "eps": [0.02]}})
 
 
 def test_estimate_scales_finished_timings_by_steps_and_attack_cost(tmp_path):
     _timed_store(tmp_path)
     train = make_train_job(QUICK, "shapes", "street", "erm", 0)
-    sca_grid = EvalJob(train, ("fgsm", "sca"), (0.0, 0.01, 0.02))  # 1 + (0.1 + 10) x 2 + 2 = 23.2 units
-    pgd_only = EvalJob(train, ("pgd",), (0.02,))  # 4 units
+    sca_grid = EvalJob(train, ("fgsm", "sca"), (0.0, 0.01, 0.02))  # 1 + (0.1 + 10) x 2 + 0.768 units
+    pgd_only = EvalJob(train, ("pgd",), (0.02,))  # PROBED_PGD units
     seconds, probed = estimate_seconds(Plan([], [sca_grid], [pgd_only]), str(tmp_path), probe=False)
     assert probed == []
-    assert seconds == pytest.approx(3.0 * 23.2 + 0.1 * 400 + 3.0 * 4)
+    assert seconds == pytest.approx(3.0 * (1 + 10.1 * 2 + 0.768) + 0.1 * 400 + 3.0 * PROBED_PGD)
 
 
 def test_estimate_takes_the_profiles_attack_cost_and_the_transfer_sources_training(tmp_path):
@@ -43,12 +45,12 @@ def test_estimate_takes_the_profiles_attack_cost_and_the_transfer_sources_traini
     _timed_store(tmp_path)
     store = Store(tmp_path, "quick")
     store.write({"kind": "train", "key": "t2", "method": "egat", "total_time_s": 200.0, "config": {"steps": 400}})
-    store.write({"kind": "eval", "key": "e2", "method": "egat", "eval_time_s": 12.0,
+    store.write({"kind": "eval", "key": "e2", "method": "egat", "eval_time_s": 3.0 * PROBED_PGD,
                  "config": {"attacks": ["pgd"], "eps": [0.02]}})
     train = make_train_job(QUICK, "shapes", "street", "egat", 0)
     job = EvalJob(train, ("pgd", "aa"), (0.02,), transfer_source_for(train))
     seconds, _ = estimate_seconds(Plan([], [], [job, job]), str(tmp_path), probe=False)
-    units = 1 + (1 + QUICK.attack_settings["aa"].cost) + 2
+    units = 1 + (1 + QUICK.attack_settings["aa"].cost) + 3 * 256 / 1000
     assert QUICK.attack_settings["aa"].cost <= 6  # the quick aa's declared bound
     assert seconds == pytest.approx(2 * 3.0 * units + 0.1 * 400)
 

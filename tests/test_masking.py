@@ -5,6 +5,7 @@ records, flag by flag."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from attacks.autoattack import MEMBERS, worst_case_stages
+from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import adversarial_accuracy, transfer_accuracy
+from benchmark.evaluate import adversarial_accuracy, masking_probe, transfer_accuracy
 from benchmark.flags import FLAGS, masking_flags
 from benchmark.masking import gradient_health
 from benchmark.store import eps_label
@@ -85,6 +87,26 @@ def test_erm_raises_no_flag(erm_cnn_on_shapes, shapes_batches) -> None:
     assert flags.pop("transfer_beats_white_box") is None  # ERM is the transfer source itself
     assert not any(flags.values()), (flags, metrics)
     assert all(value is not None for value in flags.values())
+
+
+def test_probe_attacks_its_first_images_and_compares_the_transfer_with_white_box_pgd_on_them(
+        erm_cnn_on_shapes, shapes_batches) -> None:
+    """With `probe_images` 150 of 200, the probe's three PGD-10 runs attack the first 150 images, and the transfer
+    is compared with white-box PGD-10 on those images, not with the whole split's (here a made-up 99); with
+    `probe_images` None it attacks all and reuses the grid's whole-split number."""
+    source, target = erm_cnn_on_shapes(), Quantized(erm_cnn_on_shapes())
+    profile = replace(PROFILES.get("quick"), probe_images=150)
+    metrics = {"aAcc": {"pgd": {eps_label(TABLE_EPS): 99.0}}}
+    probe = masking_probe(target, shapes_batches, metrics, profile=profile, seed=0, transfer_source=source)
+    first = [shapes_batches[0], {k: v[:50] for k, v in shapes_batches[1].items()}]
+    assert probe["probe_images"] == 150
+    assert probe["white_box_aAcc"] == adversarial_accuracy(target, first, "pgd", TABLE_EPS, steps=10, seed=0)
+    assert probe["transfer_aAcc"] == transfer_accuracy(source, target, first, TABLE_EPS, steps=10, seed=0)
+    assert probe["large_eps_aAcc"] == adversarial_accuracy(target, first, "pgd", LARGE_EPS, steps=10, seed=0)
+    assert probe["flags"]["transfer_beats_white_box"] is True  # the rounding cnn masks its gradients
+    whole = masking_probe(target, shapes_batches, metrics, profile=replace(profile, probe_images=None), seed=0,
+                          transfer_source=source)
+    assert whole["probe_images"] == 200 and whole["white_box_aAcc"] == 99.0
 
 
 @pytest.mark.parametrize("wrapper", [SaturatedSoftmax, Quantized])
