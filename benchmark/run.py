@@ -123,10 +123,11 @@ def check_data(datasets: tuple[str, ...], args: argparse.Namespace, profile: Pro
 
 
 def pretrain_once(profile: Profile, device: str) -> None:
-    """The profile's synthetic pretraining, here and once (cached), so that the workers load it."""
+    """The profile's synthetic pretraining, here and once (cached), so that the workers load it (a progress bar on
+    a terminal only: in a log its redraws would be thousands of carriage returns)."""
     if uses_synthetic_pretraining(profile):
         with job_numerics(resolve_device(device)):
-            pretrained_backbone_state(profile.model)
+            pretrained_backbone_state(profile.model, progress=on_terminal())
 
 
 def planned_time(seconds: float, pending: int, workers: int, launcher: str) -> str:
