@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from attacks import ATTACKS
 from benchmark.config import Profile
 from benchmark.data import iterate, resolve_domains
+from benchmark.data.base import SPLIT_FRACTIONS
+from benchmark.data.synthetic import IMAGES_PER_DOMAIN
 from benchmark.jobs import (
     EvalJob,
     TrainJob,
@@ -93,8 +95,9 @@ def make_plan(jobs: list[EvalJob], results_dir: str) -> Plan:
 #: the gradient-masking probe's attacks in PGD-10 units on the whole test split: PGD-10 at large_eps and the
 #: transferred PGD-10 (its white-box twin is the grid's)
 MASKING_PROBE_COST = 2.0
-#: on a profile's first `probe_images`: three PGD-10 runs, as a share of the built-in benchmarks' 1000 test images
-PROBE_RUNS_ON_IMAGES, BUILT_IN_TEST_IMAGES = 3, 1000
+#: on a profile's first `probe_images`: three PGD-10 runs, as a share of the built-in benchmarks' test split
+PROBE_RUNS_ON_IMAGES = 3
+BUILT_IN_TEST_IMAGES = round(SPLIT_FRACTIONS[2] * IMAGES_PER_DOMAIN)
 
 
 def masking_probe_cost(profile: Profile) -> float:
