@@ -1,0 +1,83 @@
+"""README's quoted result cells are the committed tables' numbers, not retyped ones.
+
+README marks each table it quotes from a committed CSV with `<!-- quoted from PATH -->` above it. Its
+header names the row's domain (`dataset/domain`) in the first column and `METHOD METRIC` in the others
+(METHOD: the method's name as in the CSV's `method` column, any case); each cell is `mean` or
+`mean ± se`, rounded to the decimals it shows. Every such cell must equal the CSV's value for that
+(dataset, domain, method, metric) at those decimals, in-domain (train domain = test domain).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"<!-- quoted from (\S+) -->\n((?:\|.*\|\n)+)")
+
+
+def quoted_tables(text: str) -> list[tuple[str, list[list[str]]]]:
+    """(CSV path, rows of cells without the separator row) of every marked table in `text`."""
+    found = []
+    for match in MARKER.finditer(text):
+        rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+                for line in match.group(2).splitlines()]
+        found.append((match.group(1), [rows[0], *rows[2:]]))
+    return found
+
+
+def cell_values(cell: str) -> list[tuple[float, int]]:
+    """The numbers of a `mean` or `mean ± se` cell with their decimals."""
+    parts = [part.strip() for part in cell.split("±")]
+    return [(float(part), len(part.partition(".")[2])) for part in parts]
+
+
+def mismatches(csv_path: Path, rows: list[list[str]]) -> tuple[int, list[str]]:
+    """(cells checked, cells that differ from the CSV) of one quoted table."""
+    frame = pd.read_csv(csv_path, comment="#")
+    frame = frame[frame["train_domain"] == frame["test_domain"]]
+    header, checked, wrong = rows[0], 0, []
+    for row in rows[1:]:
+        dataset, domain = row[0].split("/")
+        for column, cell in zip(header[1:], row[1:], strict=True):
+            method, metric = column.split(" ", 1)
+            hit = frame[(frame["dataset"] == dataset) & (frame["train_domain"] == domain)
+                        & (frame["method"] == method.lower()) & (frame["metric"] == metric)]
+            assert len(hit) == 1, f"{csv_path.name} has no single row for {row[0]} {column}"
+            recorded = [hit["mean"].iloc[0], hit["se"].iloc[0]]
+            for (quoted, decimals), value in zip(cell_values(cell), recorded, strict=False):
+                checked += 1
+                if pd.isna(value) or f"{value:.{decimals}f}" != f"{quoted:.{decimals}f}":
+                    wrong.append(f"{row[0]} {column}: README {cell}, {csv_path.name} {value}")
+    return checked, wrong
+
+
+def test_readme_quotes_committed_table_cells_exactly():
+    tables = quoted_tables((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert tables, "README quotes no committed table (no '<!-- quoted from ... -->' marker)"
+    total = 0
+    for path, rows in tables:
+        checked, wrong = mismatches(ROOT / path, rows)
+        assert not wrong, "\n".join(wrong)
+        total += checked
+    assert total >= 16
+
+
+def test_a_retyped_cell_is_caught(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("# a table\ndataset,train_domain,test_domain,method,name,metric,mean,se,n\n"
+                   "shapes,studio,studio,erm,ERM,cAcc,91.2500,0.4120,3\n"
+                   "shapes,studio,street,erm,ERM,cAcc,50.0000,1.0000,3\n")
+    text = "<!-- quoted from t.csv -->\n| domain | ERM cAcc |\n|---|---|\n| shapes/studio | {} |\n"
+    for cell, expected_wrong in [("91.2 ± 0.4", 0), ("91.25", 0), ("91.3 ± 0.4", 1), ("91.2 ± 0.5", 1)]:
+        [(path, rows)] = quoted_tables(text.format(cell))
+        checked, wrong = mismatches(tmp_path / path, rows)
+        assert (checked, len(wrong)) == (len(cell_values(cell)), expected_wrong), cell
+
+
+@pytest.mark.parametrize("cell, values", [("91.25", [(91.25, 2)]), ("3.1 ± 0.4", [(3.1, 1), (0.4, 1)])])
+def test_cells_parse_with_their_decimals(cell, values):
+    assert cell_values(cell) == values
