@@ -8,9 +8,11 @@ its checkpoint is missing ("train once, evaluate many").
 
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -216,6 +218,18 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@cache
+def machine() -> dict[str, str]:
+    """The CPU a record was made on: its model and the instruction set torch's kernels dispatch to (AVX2,
+    AVX512, ...). Same job, same code and the same capability give bit-identical metrics; another
+    capability runs other kernels, whose float rounding differs (benchmark/verify.py says so)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []
+    return {"cpu": names[0] if names else platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
               progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
     """Train (unless the current code's record exists: a stale one is redone), save the best checkpoint, then
@@ -242,7 +256,7 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
         "curve": result.curve,
         "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
         "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
-        "device": str(dev), "numerics": numerics, "fingerprint": job.fingerprint(),
+        "device": str(dev), "machine": machine(), "numerics": numerics, "fingerprint": job.fingerprint(),
     }
     store.write(record)
     return record
@@ -279,7 +293,7 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
         "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
         "eval_time_s": time.perf_counter() - start, "eval_parts_s": parts, "train_time_s": train_record["total_time_s"],
-        "device": str(dev), "numerics": numerics,
+        "device": str(dev), "machine": machine(), "numerics": numerics,
         "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},
     }
     store.write(record)

@@ -1,7 +1,7 @@
 """Re-run recorded jobs from scratch and compare every metric: can a reader reproduce these numbers?
 
 Usage: python -m benchmark.verify [--profile quick] [--results-dir results] [--sample N | --jobs KEY,...]
-                                  [--seed 0] [--data-root DIR] [--device cpu] [--plugins FILE,...]
+                                  [--seed 0] [--rtol R] [--data-root DIR] [--device cpu] [--plugins FILE,...]
 
 Each chosen eval record's job is rebuilt from the record's own configuration (profile settings,
 dataset, domain, method, hyperparameters, seed, attacks, eps), trained and evaluated in a temporary
@@ -11,6 +11,12 @@ record's key: when the current code gives the configuration another identity (a 
 is reported as a difference. Prints "N of N identical" and exits 0, or names each differing metric
 and exits 1; bad input (an empty store, an unknown key, --sample < 1) exits 2 with one line.
 `--sample N` takes N records at random (seeded by --seed) from the store.
+
+Bit-identity holds on CPUs whose kernels are the same: a record says the CPU it was made on
+(`machine.cpu_capability`, the instruction set torch dispatches to: AVX2, AVX512, ...), and where that
+differs from this machine's the report says so, since other kernels round floats differently. `--rtol R`
+then accepts numbers within a relative difference R (a few training steps: ~1e-5; a whole training
+can drift further) and the last line says "within rtol R" instead of "identical".
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from benchmark.config import PROFILES
-from benchmark.jobs import EvalJob, TrainJob, run_eval
+from benchmark.jobs import EvalJob, TrainJob, machine, run_eval
 from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, report
 from benchmark.store import Store
@@ -57,8 +63,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def _same(a: Any, b: Any) -> bool:
-    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+def _same(a: Any, b: Any, rtol: float = 0.0) -> bool:
+    if a == b:
+        return True
+    if not (isinstance(a, float) and isinstance(b, float)):
+        return False
+    return (math.isnan(a) and math.isnan(b)) or (rtol > 0 and math.isclose(a, b, rel_tol=rtol, abs_tol=0.0))
 
 
 ABSENT = object()
@@ -70,15 +80,16 @@ def _short(value: Any) -> str:
 
 
 def differences(recorded: dict[str, Any], recorded_train: dict[str, Any] | None, now: dict[str, Any],
-                now_train: dict[str, Any]) -> list[str]:
-    """Each metric (and training field) whose value differs, as `name: recorded X, now Y`."""
+                now_train: dict[str, Any], *, rtol: float = 0.0) -> list[str]:
+    """Each metric (and training field) whose value differs (beyond `rtol`, relative), as `name: recorded X,
+    now Y`."""
     old = {k: v for k, v in flatten(recorded["metrics"]).items() if k.split(".")[0] not in MEASURED}
     new = {k: v for k, v in flatten(now["metrics"]).items() if k.split(".")[0] not in MEASURED}
     if recorded_train is not None:
         old.update({f"train.{f}": recorded_train.get(f) for f in TRAIN_FIELDS})
         new.update({f"train.{f}": now_train.get(f) for f in TRAIN_FIELDS})
     return [f"{name}: recorded {_short(old.get(name, ABSENT))}, now {_short(new.get(name, ABSENT))}"
-            for name in sorted(set(old) | set(new)) if not _same(old.get(name, ABSENT), new.get(name, ABSENT))]
+            for name in sorted(set(old) | set(new)) if not _same(old.get(name, ABSENT), new.get(name, ABSENT), rtol)]
 
 
 def choose(records: list[dict[str, Any]], *, sample: int, jobs: list[str] | None, seed: int) -> list[dict[str, Any]]:
@@ -96,7 +107,18 @@ def choose(records: list[dict[str, Any]], *, sample: int, jobs: list[str] | None
     return [by_key[k] for k in sorted(random.Random(seed).sample(keys, min(sample, len(keys))))]
 
 
-def verify(records: list[dict[str, Any]], store: Store, *, data_root: str | None, device: str) -> list[list[str]]:
+def other_cpu(record: dict[str, Any]) -> str | None:
+    """Why bit-identity cannot be expected for `record` on this machine (another CPU capability), or None."""
+    recorded = record.get("machine", {}).get("cpu_capability")
+    here = machine()["cpu_capability"]
+    if recorded == here:
+        return None
+    made_on = f"CPU capability {recorded} ({record['machine']['cpu']})" if recorded else "a CPU it does not record"
+    return f"made on {made_on}, verified on {here}: other kernels, whose float rounding may differ"
+
+
+def verify(records: list[dict[str, Any]], store: Store, *, data_root: str | None, device: str,
+           rtol: float = 0.0) -> list[list[str]]:
     """Re-run each record's job in a fresh temporary store; its differences (empty: identical), in order."""
     found = []
     for record in records:
@@ -110,7 +132,7 @@ def verify(records: list[dict[str, Any]], store: Store, *, data_root: str | None
             now = run_eval(job, fresh, data_root=data_root, device=device, progress=False)
             now_train = fresh.read("train", job.train.key)
         recorded_train = store.read("train", job.train.key) if store.has("train", job.train.key) else None
-        found.append(differences(record, recorded_train, now, now_train))
+        found.append(differences(record, recorded_train, now, now_train, rtol=rtol))
     return found
 
 
@@ -121,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=1, help="how many eval records to re-run (random, seeded)")
     p.add_argument("--jobs", default=None, help="comma list of eval record keys to re-run instead")
     p.add_argument("--seed", type=int, default=0, help="seed of the --sample draw")
+    p.add_argument("--rtol", type=float, default=0.0,
+                   help="accept numbers within this relative difference (default 0: bit-identical)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--plugins", default="")
@@ -132,18 +156,23 @@ def main(argv: list[str] | None = None) -> int:
         records = store.records("eval")
         if not records:
             raise UserError(f"no eval records under {store.root / 'runs' / 'eval'}; nothing to verify")
+        if not 0 <= args.rtol < 1:
+            raise UserError(f"--rtol must be in [0, 1), got {args.rtol:g}")
         keys = [k.strip() for k in args.jobs.split(",") if k.strip()] if args.jobs else None
         chosen = choose(records, sample=args.sample, jobs=keys, seed=args.seed)
-        found = verify(chosen, store, data_root=args.data_root, device=args.device)
+        found = verify(chosen, store, data_root=args.data_root, device=args.device, rtol=args.rtol)
     except UserError as err:
         return report(err)
+    same = "identical" if args.rtol == 0 else f"within rtol {args.rtol:g}"
     for record, diffs in zip(chosen, found, strict=True):
         where = f"{record['key']} {record['method']} {record['dataset']}/{record['train_domain']} seed {record['seed']}"
-        print(f"{where}: " + ("identical" if not diffs else f"{len(diffs)} differ"))
+        print(f"{where}: " + (same if not diffs else f"{len(diffs)} differ"))
+        if other_cpu(record):
+            print(f"  note: {other_cpu(record)}")
         for line in diffs:
             print(f"  {line}")
     identical = sum(not d for d in found)
-    print(f"{identical} of {len(found)} identical")
+    print(f"{identical} of {len(found)} {same}")
     sys.stdout.flush()
     return 0 if identical == len(found) else 1
 

@@ -14,7 +14,7 @@ import pytest
 from benchmark import verify
 from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs
-from benchmark.jobs import run_eval
+from benchmark.jobs import machine, run_eval
 from benchmark.store import Store
 
 #: the test's own small profile (3 training steps, a few images for Comp / Suff): the check is exact, the job cheap
@@ -55,6 +55,7 @@ def test_verify_names_a_metric_edited_by_hand(store, tmp_path, capsys):
 @pytest.mark.parametrize("args, expected", [
     (["--sample", "0"], "error: --sample must be >= 1, got 0"),
     (["--jobs", "nope"], "error: unknown job key 'nope'; valid choices: "),
+    (["--rtol", "-1"], "error: --rtol must be in [0, 1), got -1"),
 ])
 def test_bad_input_is_one_error_line(store, capsys, args, expected):
     assert verify.main(["--results-dir", str(store.root.parent), *args]) == 2
@@ -72,6 +73,26 @@ def test_empty_store_is_an_error_from_the_command_line(tmp_path):
 def test_verify_a_committed_job():
     """tests/fixtures/verify holds one cheap job's records, committed (regenerate them, when a change is meant to
     alter numbers, with: python -m benchmark.run --methods erm --datasets shapes --domains studio --seeds 0
-    --steps 3 --no-pretrained --attacks fgsm --eps 0.02 --results-dir tests/fixtures/verify)."""
+    --steps 3 --no-pretrained --attacks fgsm --eps 0.02 --results-dir tests/fixtures/verify). Bit-identical on
+    a CPU of the capability it was made on; on another, equal within 1e-4 (three steps of other kernels' rounding:
+    measured ~1e-5 between an earlier machine and an AVX2 one)."""
     committed = ROOT / "tests" / "fixtures" / "verify"
-    assert verify.main(["--results-dir", str(committed), "--sample", "1"]) == 0
+    [record] = Store(committed, "quick").records("eval")
+    rtol = [] if verify.other_cpu(record) is None else ["--rtol", "1e-4"]
+    assert verify.main(["--results-dir", str(committed), "--sample", "1", *rtol]) == 0
+
+
+def test_rtol_accepts_rounding_and_names_the_rest():
+    recorded = {"metrics": {"cAcc": 91.25, "Comp": 1.4994696307182311, "aAcc": {"pgd": {"0.02": 10.0}}}}
+    now = {"metrics": {"cAcc": 91.25, "Comp": 1.4994842302799225, "aAcc": {"pgd": {"0.02": 10.25}}}}
+    assert [d.split(":")[0] for d in verify.differences(recorded, None, now, {})] == ["Comp", "aAcc.pgd.0.02"]
+    assert [d.split(":")[0] for d in verify.differences(recorded, None, now, {}, rtol=1e-4)] == ["aAcc.pgd.0.02"]
+
+
+def test_a_record_of_another_cpu_capability_is_named():
+    here = machine()
+    assert verify.other_cpu({"machine": here}) is None
+    other = "AVX512" if here["cpu_capability"] != "AVX512" else "AVX2"
+    assert verify.other_cpu({"machine": {"cpu": "Some CPU", "cpu_capability": other}}).startswith(
+        f"made on CPU capability {other} (Some CPU), verified on {here['cpu_capability']}")
+    assert "a CPU it does not record" in verify.other_cpu({})
