@@ -91,7 +91,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
     (train_path,) = (runs / "train").glob("*.json")
     record = json.loads(eval_path.read_text())
     for field in ("key", "kind", "train_key", "profile", "dataset", "train_domain", "method", "seed", "config",
-                  "versions"):
+                  "versions", "machine"):
         assert field in record, field
     assert (record["kind"], record["dataset"], record["train_domain"], record["method"]) == (
         "eval", "shapes", "studio", "erm")
