@@ -29,12 +29,17 @@ from benchmark.jobs import (
     trained_current,
     transfer_source_for,
 )
+from benchmark.models import build_model
 from benchmark.numerics import job_numerics
+from benchmark.pretrain import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
 from benchmark.store import Store
 from benchmark.train import to_device, training_step
 
 #: training steps a probe runs for a method without finished jobs (the first is warm-up)
 PROBE_STEPS = 3
+#: pretraining steps (the first is warm-up) and corpus images timed when a pretrained backbone is not cached yet
+PRETRAIN_PROBE_STEPS = 4
+PRETRAIN_PROBE_IMAGES = 400
 
 
 @dataclass(frozen=True)
@@ -207,4 +212,32 @@ def _source_training_seconds(plan: Plan, results_dir: str, timings: dict[str, di
         timing = timings.get(profile.name, {}).get(source.method)
         if timing is not None:
             total += timing[1] * profile.steps
+    return total
+
+
+def pretraining_seconds(profiles: Sequence[Profile]) -> float:
+    """Seconds the synthetic pretraining of the profiles' models will take before the jobs start (it runs once, in
+    the launching process: benchmark/run.py pretrain_once), 0 for a backbone already cached. Timed here like
+    the jobs' probe: a small corpus and PRETRAIN_PROBE_STEPS steps of the model, scaled to the declared corpus
+    and steps (benchmark/pretrain.py DEFAULT_CONFIG), under the jobs' numerics."""
+    config, total = DEFAULT_CONFIG, 0.0
+    models = {p.model for p in profiles if uses_synthetic_pretraining(p) and not pretrained_path(p.model).is_file()}
+    for model in sorted(models):
+        with job_numerics("cpu"), torch.random.fork_rng(devices=[]):  # timing only: the global RNG is left alone
+            start = time.perf_counter()
+            make_corpus(PRETRAIN_PROBE_IMAGES, classes=config.classes, seed=config.seed)
+            corpus = (time.perf_counter() - start) * (config.images + config.held_out) / PRETRAIN_PROBE_IMAGES
+            net = build_model(model, num_classes=config.classes, dropout=0.0).train()
+            optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+            x = torch.rand(config.batch_size, 3, 32, 32)
+            y = torch.arange(config.batch_size) % config.classes
+            times = []
+            for _ in range(PRETRAIN_PROBE_STEPS):
+                start = time.perf_counter()
+                loss = F.cross_entropy(net(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                times.append(time.perf_counter() - start)
+        total += corpus + median_high(times[1:]) * config.steps
     return total

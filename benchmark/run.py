@@ -18,7 +18,7 @@ from attacks import ATTACKS, resources_of
 from benchmark.config import PROFILES, Profile, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.explain import EXPLAINERS
-from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan
+from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan, pretraining_seconds
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions, available_cores, on_terminal
 from benchmark.models import MODELS
@@ -130,13 +130,16 @@ def pretrain_once(profile: Profile, device: str) -> None:
             pretrained_backbone_state(profile.model, progress=on_terminal())
 
 
-def planned_time(seconds: float, pending: int, workers: int, launcher: str) -> str:
-    """The plan's time estimate: on one worker, and spread over the workers the launcher will use."""
+def planned_time(seconds: float, pending: int, workers: int, launcher: str, *, first: float = 0.0) -> str:
+    """The plan's time estimate: on one worker, and spread over the workers the launcher will use; `first`:
+    seconds of work done here before any job starts (a pretraining not cached yet), counted in both."""
     used = max(1, min(workers, pending))
-    text = f"estimated {seconds / 60:.1f} min on one worker"
+    text = f"estimated {(first + seconds) / 60:.1f} min on one worker"
+    before = f" (including {first / 60:.1f} min of pretraining first: not cached)" if first else ""
     if launcher == "local":
-        return text + " (launcher local: one job at a time in this process)"
-    return text + f", about {seconds / 60 / used:.1f} min on {workers} worker{'s' * (workers > 1)} ({launcher})"
+        return text + " (launcher local: one job at a time in this process)" + before
+    return (text + f", about {(first + seconds / used) / 60:.1f} min on {workers} worker{'s' * (workers > 1)} "
+            f"({launcher})" + before)
 
 
 def print_registries() -> None:
@@ -253,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         check_data(selection.datasets, args, selection.profile)
         plan = make_plan(jobs, args.results_dir)
         seconds, probed = estimate_seconds(plan, args.results_dir, data_root=args.data_root, device=args.device)
+        first = pretraining_seconds([selection.profile]) if plan.pending else 0.0
         print(f"plan: {len(jobs)} jobs ({selection.profile.name} profile): {len(plan.done)} done, "
               f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate; "
-              + planned_time(seconds, len(plan.pending), workers, args.launcher)
+              + planned_time(seconds, len(plan.pending), workers, args.launcher, first=first)
               + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
                  if probed else ""))
         if plan.done and Path(args.results_dir) == Path(DEFAULT_RESULTS):

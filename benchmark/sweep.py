@@ -39,7 +39,7 @@ import pandas as pd
 
 from benchmark.config import PROFILES, Profile
 from benchmark.data import DATASETS, resolve_domains
-from benchmark.grid import estimate_seconds, make_plan
+from benchmark.grid import estimate_seconds, make_plan, pretraining_seconds
 from benchmark.jobs import EvalJob, TrainJob
 from benchmark.launchers import LAUNCHERS
 from benchmark.registry import UserError, parse_names, report
@@ -240,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         store = sweep_store(args.results_dir, profile)
         plan = make_plan([job for _, job in planned], str(store.root.parent))
         seconds, _ = estimate_seconds(plan, str(store.root.parent), data_root=args.data_root, device=args.device)
+        first = pretraining_seconds([profile]) if plan.pending else 0.0
         print(f"sweep plan: {len(methods)} methods x {len(datasets)} datasets x {args.trials} trials x "
               f"{len(seeds)} seeds = {len(planned)} jobs ({profile.name} profile): {len(plan.done)} done, "
-              f"{len(plan.pending)} to run; " + planned_time(seconds, len(plan.pending), workers, args.launcher))
+              f"{len(plan.pending)} to run; " + planned_time(seconds, len(plan.pending), workers, args.launcher,
+                                                          first=first))
         if args.dry_run:
             return 0
         if plan.pending:

@@ -63,3 +63,26 @@ def test_methods_without_finished_jobs_are_probed_or_listed(tmp_path):
     seconds, probed = estimate_seconds(Plan([], [job], []), str(tmp_path))
     assert probed == ["sgdrop"] and seconds > 0
     assert torch.get_num_threads() == threads  # the probe ran with the jobs' numerics, then restored ours
+
+
+def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs_nothing(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from benchmark.grid import pretraining_seconds
+    from benchmark.pretrain import DEFAULT_CONFIG, pretrained_path
+    from benchmark.run import planned_time
+
+    monkeypatch.setenv("EGAT_BENCH_CACHE", str(tmp_path))
+    threads = torch.get_num_threads()
+    seconds = pretraining_seconds([QUICK])
+    assert torch.get_num_threads() == threads
+    # at least the declared steps at a plausible per-step floor (64 images of 32x32 through the cnn, > 1 ms)
+    assert seconds > DEFAULT_CONFIG.steps * 1e-3
+    assert pretraining_seconds([replace(QUICK, pretrained=False)]) == 0.0
+    path = pretrained_path(QUICK.model)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"cached")
+    assert pretraining_seconds([QUICK]) == 0.0
+    line = planned_time(600.0, 10, 2, "processes", first=120.0)
+    assert line == ("estimated 12.0 min on one worker, about 7.0 min on 2 workers (processes) "
+                    "(including 2.0 min of pretraining first: not cached)")
