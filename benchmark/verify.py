@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for record, diffs in zip(chosen, found, strict=True):
         where = f"{record['key']} {record['method']} {record['dataset']}/{record['train_domain']} seed {record['seed']}"
         print(f"{where}: " + (same if not diffs else f"{len(diffs)} differ"))
-        if other_cpu(record):
-            print(f"  note: {other_cpu(record)}")
+        if why := other_cpu(record):
+            print(f"  note: {why}")
         for line in diffs:
             print(f"  {line}")
     identical = sum(not d for d in found)
