@@ -4,10 +4,15 @@ A train job is (profile settings, dataset, domain, method, hyperparameters, seed
 the evaluation settings. Keys never include paths or devices, so a results folder can move between
 machines and a cluster writes the same keys as a laptop. Executing an eval job trains first when
 its checkpoint is missing ("train once, evaluate many").
+
+A finished eval job needs only its records, not the checkpoint (committed stores carry no checkpoints):
+an eval record names the digest of the weights it evaluated, and stops being current when a retraining
+(of a checkpoint lost, on a CPU whose float rounding differs) writes other weights into its train record.
 """
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
 from dataclasses import dataclass, field
@@ -155,12 +160,39 @@ def trained_current(job: TrainJob, store: Store) -> bool:
     return store.trained(job.key) and is_current(store.read("train", job.key).get("fingerprint"))
 
 
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """A short hash of a state_dict's names, dtypes, shapes and values: which weights a record was made from."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(state[name].shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _same_weights(evaluated: str | None, train_record: dict[str, Any]) -> bool:
+    """Whether an eval record's weights digest matches its training's (a record without one predates digests)."""
+    return evaluated is None or train_record.get("weights_digest") in (None, evaluated)
+
+
 def evaluated_current(job: EvalJob, store: Store) -> bool:
-    """Whether the job's eval record exists and it and its training are the current code's."""
-    if not (store.has("eval", job.key) and trained_current(job.train, store)):
+    """Whether the job's eval record exists, it and its training are the current code's, and it evaluated the
+    weights its train record (and its transfer source's) names. The checkpoint itself is not needed."""
+    if not (store.has("eval", job.key) and store.has("train", job.train.key)):
         return False
-    recorded = store.read("eval", job.key).get("fingerprint") or {}
-    return is_current(recorded.get("eval")) and is_current(recorded.get("train"))
+    record = store.read("eval", job.key)
+    train_record = store.read("train", job.train.key)
+    recorded = record.get("fingerprint") or {}
+    if not (is_current(recorded.get("eval")) and is_current(recorded.get("train"))
+            and is_current(train_record.get("fingerprint"))):
+        return False
+    weights = record.get("weights_digest") or {}
+    if not _same_weights(weights.get("model"), train_record):
+        return False
+    source = job.transfer_source if job.probes_masking else None
+    if source is None or weights.get("transfer_source") is None:
+        return True
+    return store.has("train", source.key) and _same_weights(weights["transfer_source"], store.read("train", source.key))
 
 
 def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
@@ -257,6 +289,7 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
         "step_time_s": result.step_time_s, "steps_per_epoch": result.steps_per_epoch,
         "time_per_epoch_s": result.time_per_epoch_s, "total_time_s": result.total_time_s,
         "device": str(dev), "machine": machine(), "numerics": numerics, "fingerprint": job.fingerprint(),
+        "weights_digest": weights_digest(result.best_state),
     }
     store.write(record)
     return record
@@ -271,9 +304,11 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress,
                              stop_on_divergence=stop_on_divergence)
     source = None
+    weights = {"model": weights_digest(store.load_checkpoint(job.train.key))}
     if job.probes_masking and job.transfer_source is not None:
         run_train(job.transfer_source, store, data_root=data_root, device=device, progress=progress)
         source = trained_model(job.transfer_source, store, data_root)
+        weights["transfer_source"] = weights_digest(store.load_checkpoint(job.transfer_source.key))
     model = trained_model(job.train, store, data_root)
     bench = benchmark_for(job.train, data_root)
     dev = resolve_device(device)
@@ -293,7 +328,7 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
         "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
         "eval_time_s": time.perf_counter() - start, "eval_parts_s": parts, "train_time_s": train_record["total_time_s"],
-        "device": str(dev), "machine": machine(), "numerics": numerics,
+        "device": str(dev), "machine": machine(), "numerics": numerics, "weights_digest": weights,
         "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},
     }
     store.write(record)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from benchmark.config import PROFILES
 from benchmark.fingerprint import fingerprint, is_current, normalize, record_is_current
 from benchmark.grid import Selection, build_jobs, make_plan
-from benchmark.jobs import run_eval
+from benchmark.jobs import run_eval, weights_digest
 from benchmark.results import Results
 from benchmark.store import Store
 
@@ -70,3 +70,25 @@ def test_grid_recomputes_stale_records_and_tables_leave_them_out(tmp_path):
     train["fingerprint"]["digest"] = "0" * 16  # other training code: everything is redone
     store.write(train)
     assert make_plan([job], str(tmp_path)).to_train == [job]
+
+
+def test_a_finished_job_needs_its_records_not_its_checkpoint_and_other_weights_redo_its_evaluation(tmp_path):
+    (job,) = _one_job()
+    store = Store(tmp_path, "quick")
+    record = run_eval(job, store, data_root=None, device="cpu", progress=False)
+    train = store.read("train", job.train.key)
+    assert record["weights_digest"] == {"model": train["weights_digest"]}
+    assert train["weights_digest"] == weights_digest(store.load_checkpoint(job.train.key))
+
+    store.checkpoint_path(job.train.key).unlink()  # a committed store: records only
+    assert make_plan([job], str(tmp_path)).done == [job]
+
+    store.write({**train, "weights_digest": "0" * 16})  # retrained elsewhere into other weights
+    plan = make_plan([job], str(tmp_path))
+    assert plan.to_train == [job] and not plan.done  # no checkpoint to evaluate: trained again, then evaluated
+    redone = run_eval(job, store, data_root=None, device="cpu", progress=False)
+    assert redone["weights_digest"] == record["weights_digest"]  # the same CPU retrains the same weights
+    timing = "time_per_epoch_s"  # the retraining's, measured on this machine
+    assert {k: v for k, v in redone["metrics"].items() if k != timing} == \
+        {k: v for k, v in record["metrics"].items() if k != timing}
+    assert make_plan([job], str(tmp_path)).done == [job]

@@ -42,6 +42,7 @@ from benchmark.jobs import TrainJob, new_model, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.numerics import job_numerics
 from benchmark.registry import UserError, report
+from benchmark.run import pretrain_once
 from benchmark.store import Store
 from benchmark.train import accuracy, seed_everything, train
 from methods import METHODS
@@ -187,6 +188,7 @@ def make_card(dataset: str, out: Path, run: ModelRun) -> dict[str, Any]:
         raise UserError(f"cards are made for the built-in benchmarks; valid choices: {', '.join(synthetic.GENERATORS)}")
     bench = load_benchmark(dataset)
     k = bench.num_classes
+    pretrain_once(run.profile, "cpu")  # here, so that a log gets no progress bar (benchmark/run.py)
     erm = quick_erm(dataset, out, run)
     domains = []
     for d, domain in enumerate(bench.domains):
