@@ -48,6 +48,14 @@ def _recency(record: dict[str, Any]) -> tuple[int, int, int, str]:
     return train.get("version", 0), train.get("data_version", 0), train.get("steps", 0), record["train_key"]
 
 
+def _of_recorded_weights(record: dict[str, Any], train_weights: dict[str, str]) -> bool:
+    """Whether an eval record evaluated the weights its train record names (true where either predates digests):
+    a retraining into other weights (a lost checkpoint, another CPU) makes the older evaluations stale."""
+    evaluated = (record.get("weights_digest") or {}).get("model")
+    trained = train_weights.get(record.get("train_key", ""))
+    return evaluated is None or trained is None or evaluated == trained
+
+
 def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """One record per trained model, and notes on what was set aside.
 
@@ -160,12 +168,14 @@ class Results:
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile, catalog: Catalog | None = None,
-                     *, allow_stale: bool = False) -> Results:
+                     *, allow_stale: bool = False, train_weights: dict[str, str] | None = None) -> Results:
         """Results of these records under `profile`; `catalog` defaults to the built-in registries' one. Records
-        whose code fingerprint differs from the current code are left out unless `allow_stale`."""
+        whose code fingerprint differs from the current code, or (given `train_weights`, train key -> its record's
+        weights digest) that evaluated weights other than their train record's, are left out unless
+        `allow_stale`."""
         profile = PROFILES.get(profile) if isinstance(profile, str) else profile
         evals = [r for r in records if r.get("kind", "eval") == "eval"]
-        current = [r for r in evals if record_is_current(r)]
+        current = [r for r in evals if record_is_current(r) and _of_recorded_weights(r, train_weights or {})]
         runs, notes = merge_runs(evals if allow_stale else current)
         for run in runs:  # a merged run's flags see every attack of its records
             masking = run["metrics"].get("masking")
@@ -179,8 +189,10 @@ class Results:
     def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None, *,
              allow_stale: bool = False) -> Results:
         """Read `<results_dir>/<profile>/runs/eval/*.json`."""
-        return cls.from_records(Store(results_dir, profile).records("eval"), profile, catalog,
-                                allow_stale=allow_stale)
+        store = Store(results_dir, profile)
+        weights = {r["key"]: r["weights_digest"] for r in store.records("train") if r.get("weights_digest")}
+        return cls.from_records(store.records("eval"), profile, catalog, allow_stale=allow_stale,
+                                train_weights=weights)
 
     def label(self, method: str, artefact: str | None = None) -> str:
         """A method's name in `artefact` (its own label there, else the method's display name)."""

@@ -6,7 +6,7 @@ Usage: python -m benchmark.verify [--profile quick] [--results-dir results] [--s
 Each chosen eval record's job is rebuilt from the record's own configuration (profile settings,
 dataset, domain, method, hyperparameters, seed, attacks, eps), trained and evaluated in a temporary
 store with the current code, and every metric is compared exactly (the measured training time
-aside), as are the training's best step and validation accuracy. The rebuilt job must have the
+aside), as are the training's best step, validation accuracy and weights digest. The rebuilt job must have the
 record's key: when the current code gives the configuration another identity (a version bump), that
 is reported as a difference. Prints "N of N identical" and exits 0, or names each differing metric
 and exits 1; bad input (an empty store, an unknown key, --sample < 1) exits 2 with one line.
@@ -38,7 +38,10 @@ from benchmark.store import Store
 #: metrics that are measurements of this machine, not results
 MEASURED = ("time_per_epoch_s",)
 #: train record fields compared beside the metrics
-TRAIN_FIELDS = ("best_step", "best_val_acc")
+TRAIN_FIELDS = ("best_step", "best_val_acc", "weights_digest")
+#: fields that are equal or not (hashes): compared exactly, without --rtol (then the numbers they hash are compared
+#: within it), and only where the record has one (older records do not)
+DIGESTS = ("train.weights_digest",)
 PROFILE_FIELDS = ("model", "pretrained", "image_size", "steps", "batch_size", "lr", "eval_every", "dropout")
 
 
@@ -88,6 +91,10 @@ def differences(recorded: dict[str, Any], recorded_train: dict[str, Any] | None,
     if recorded_train is not None:
         old.update({f"train.{f}": recorded_train.get(f) for f in TRAIN_FIELDS})
         new.update({f"train.{f}": now_train.get(f) for f in TRAIN_FIELDS})
+    for name in DIGESTS:
+        if rtol > 0 or old.get(name) is None:
+            old.pop(name, None)
+            new.pop(name, None)
     return [f"{name}: recorded {_short(old.get(name, ABSENT))}, now {_short(new.get(name, ABSENT))}"
             for name in sorted(set(old) | set(new)) if not _same(old.get(name, ABSENT), new.get(name, ABSENT), rtol)]
 

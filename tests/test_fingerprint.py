@@ -92,3 +92,35 @@ def test_a_finished_job_needs_its_records_not_its_checkpoint_and_other_weights_r
     assert {k: v for k, v in redone["metrics"].items() if k != timing} == \
         {k: v for k, v in record["metrics"].items() if k != timing}
     assert make_plan([job], str(tmp_path)).done == [job]
+
+
+def test_a_grid_that_retrains_into_other_weights_makes_the_earlier_grids_evaluations_stale_and_all_redoes_them(
+        tmp_path, monkeypatch, capsys):
+    """As in a committed store (no checkpoints) evaluated again on another CPU: the second grid retrains the model
+    into other weights; the tables then leave out the first grid's evaluation of the old weights, and `reproduce`
+    redoes it in a second pass."""
+    from benchmark import jobs, reproduce
+    from benchmark.artefacts import ARTEFACTS, Artefact, Grid
+
+    grids = (Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="fgsm"),
+             Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="pgd"))
+    monkeypatch.setitem(ARTEFACTS._items, "twogrids", Artefact("twogrids", "table", ("erm",), lambda *a: [],
+                                                                 grids=grids))
+    argv = ["twogrids", "--results-dir", str(tmp_path), "--steps", "3", "--seeds", "0", "--no-pretrained",
+            "--launcher", "local"]
+    assert reproduce.main(argv) == 0
+    store = Store(tmp_path, "quick")
+    [first, second] = sorted(store.records("eval"), key=lambda r: r["config"]["attacks"])  # fgsm, pgd
+    assert first["weights_digest"] == second["weights_digest"]
+    store.checkpoint_path(first["train_key"]).unlink()
+    store.record_path("eval", second["key"]).unlink()
+    monkeypatch.setattr(jobs, "weights_digest", lambda state: "b" * 16)  # the retraining's other weights
+    capsys.readouterr()
+    assert reproduce.main(argv) == 0
+    assert "twogrids again (a later grid retrained a model of it into other weights): --methods erm" in \
+        capsys.readouterr().out
+    assert {r["config"]["attacks"][0]: r["weights_digest"]["model"] for r in store.records("eval")} == \
+        {"fgsm": "b" * 16, "pgd": "b" * 16}
+    stale = {**store.read("eval", first["key"]), "weights_digest": first["weights_digest"]}
+    assert Results.from_records([stale], PROFILE, train_weights={first["train_key"]: "b" * 16}).stale == 1
+    assert Results.load(tmp_path, "quick").stale == 0

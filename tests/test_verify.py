@@ -89,6 +89,16 @@ def test_rtol_accepts_rounding_and_names_the_rest():
     assert [d.split(":")[0] for d in verify.differences(recorded, None, now, {}, rtol=1e-4)] == ["aAcc.pgd.0.02"]
 
 
+def test_the_weights_digest_is_compared_exactly_and_without_rtol_not_at_all():
+    same = {"metrics": {"cAcc": 91.25}}
+    train = {"best_step": 40, "best_val_acc": 90.0, "weights_digest": "a" * 16}
+    retrained = {**train, "weights_digest": "b" * 16}
+    assert [d.split(":")[0] for d in verify.differences(same, train, same, retrained)] == ["train.weights_digest"]
+    assert verify.differences(same, train, same, retrained, rtol=1e-4) == []  # the numbers decide, within rtol
+    older = {k: v for k, v in train.items() if k != "weights_digest"}  # a record from before digests
+    assert verify.differences(same, older, same, retrained) == []
+
+
 def test_a_record_of_another_cpu_capability_is_named():
     here = machine()
     assert verify.other_cpu({"machine": here}) is None
