@@ -29,3 +29,12 @@ def test_committed_claims_rerender_identically(tmp_path):
         pytest.skip("no committed claims.md")
     render(Results.load(COMMITTED.parent, "quick", allow_stale=True), tmp_path, only=["claims"])
     assert (tmp_path / "claims.md").read_text() == committed.read_text()
+
+
+def test_committed_figures_rerender_identically(tmp_path):
+    figures = sorted((COMMITTED / "figures").glob("fig*.png"))
+    if not figures:
+        pytest.skip("no committed quick-profile figures")
+    render(Results.load(COMMITTED.parent, "quick", allow_stale=True), tmp_path, only=[p.stem for p in figures])
+    for committed in figures:
+        assert (tmp_path / "figures" / committed.name).read_bytes() == committed.read_bytes(), committed.name
