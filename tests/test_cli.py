@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -72,9 +73,10 @@ def test_list_prints_every_registry(run_main):
         "attacks"]
 
 
-def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
+def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):
     """Through the default launcher (processes). Also: with stdout and stderr going to a file (a log), one line
-    for the finished job and a summary, and no carriage-return progress redraws (test_launchers: several jobs)."""
+    for the finished job and a summary, and no carriage-return progress redraws (test_launchers: several jobs);
+    and its records alone, as a fresh clone has them in the default results folder, plan as done."""
     args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks", "none",
             "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path / "results"))
     log = tmp_path / "grid.log"
@@ -106,6 +108,15 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "1 done" in second.stdout and "all jobs are done" in second.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
+
+    clone = tmp_path.parent / "clone"
+    shutil.copytree(runs, clone / "results" / "quick" / "runs")  # the records, not the checkpoints (not committed)
+    monkeypatch.chdir(clone)
+    committed = run_main(*args[:-2])  # the default --results-dir
+    assert committed.returncode == 0, committed.stderr
+    assert "1 done, 0 to train and evaluate, 0 to evaluate" in committed.stdout
+    assert "1 of 1 jobs are already in results/quick/ (the committed records" in committed.stdout
+    assert "all jobs are done" in committed.stdout and not (clone / "results" / "quick" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
