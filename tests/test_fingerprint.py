@@ -106,6 +106,7 @@ def test_a_grid_that_retrains_into_other_weights_makes_the_earlier_grids_evaluat
              Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="pgd"))
     monkeypatch.setitem(ARTEFACTS._items, "twogrids", Artefact("twogrids", "table", ("erm",), lambda *a: [],
                                                                  grids=grids))
+    monkeypatch.setitem(PROFILES._items, "quick", PROFILE)  # its explanation metrics on 8 images: a quicker test
     argv = ["twogrids", "--results-dir", str(tmp_path), "--steps", "3", "--seeds", "0", "--no-pretrained",
             "--launcher", "local"]
     assert reproduce.main(argv) == 0
