@@ -17,8 +17,10 @@ finished job and a summary every SUMMARY_EVERY jobs, never carriage-return redra
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -120,11 +122,27 @@ def launch_local(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
             progress.finished(job, execute(job, options, progress=on_terminal()))
 
 
+#: Linux prctl option: the signal a process gets when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker's initializer: on Linux it is sent SIGTERM when the grid's process (`parent`) dies, killed with
+    SIGTERM or SIGKILL and not only interrupted from a terminal, so that no orphaned worker keeps computing queued
+    jobs; a worker whose parent died while it started ends at once."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 @LAUNCHERS.register("processes")
 def launch_processes(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
-    """Run jobs in `workers` spawned processes (each job sets its own threads: benchmark/numerics.py)."""
+    """Run jobs in `workers` spawned processes (each job sets its own threads: benchmark/numerics.py); they end
+    with this process."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context) as pool, \
+    with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context,
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool, \
             Progress(len(jobs), "processes") as progress:
         futures = {pool.submit(execute, job, options): job for job in jobs}
         for future in as_completed(futures):

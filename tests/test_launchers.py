@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,3 +119,58 @@ def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
                                 datasets=("shapes",), domains="0,1,2", methods=("erm",), seeds=(0,), attacks=(),
                                 eps=PROFILES.get("quick").eps_grid))
     assert len(make_plan(jobs, str(tmp_path)).done) == 3
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User CPU seconds a process has used (Linux /proc)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11]) / os.sysconf("SC_CLK_TCK")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_the_grid_process_is_killed(tmp_path):
+    """SIGKILL to the grid's process alone (a scheduler, `kill -9 PID`), not to its group: its workers stop too,
+    instead of computing their queued jobs as orphans."""
+    args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "0,1,2",
+            "--attacks", "none", "--steps", "5000", "--seeds", "0", "--no-pretrained", "--launcher", "processes",
+            "--workers", "2", "--results-dir", str(tmp_path)]
+    grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while len(workers) < 2:  # the pool's two workers (beside the resource tracker)
+            assert grid.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+            workers = [pid for pid in _children(grid.pid)
+                       if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        while min(map(_cpu_seconds, workers)) < 8:  # past their imports: inside a job
+            assert grid.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        os.kill(grid.pid, signal.SIGKILL)
+        grid.wait()
+        deadline = time.monotonic() + 30
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, workers)), "orphaned workers kept running"
+    finally:
+        os.killpg(grid.pid, signal.SIGKILL)
