@@ -257,7 +257,8 @@ class Results:
                 f"aAcc in tables = PGD at eps {eps_label(p.table_eps)}; "
                 f"seeds {_join((r['seed'] for r in runs), numeric=True)}; "
                 f"code {_join(r.get('versions', {}).get('code') for r in runs)}, "
-                f"torch {_join(r.get('versions', {}).get('torch') for r in runs)}")
+                f"torch {_join(r.get('versions', {}).get('torch') for r in runs)}; "
+                f"CPU {_join(_cpu(r) for r in runs)} (bit-identical per CPU capability: benchmark/verify.py)")
         if runs:
             tunings = sorted({str(r.get("tuning", "not recorded (a record older than the sweep)")) for r in runs})
             lines.append("hyperparameters: " + "; ".join(tunings))
@@ -271,6 +272,12 @@ class Results:
             lines.append(f"stale: {self.stale} eval records made by code that differs from the current code are left "
                          "out (--allow-stale includes them; the grid recomputes them)")
         return lines
+
+
+def _cpu(record: dict[str, Any]) -> str:
+    """The CPU capability and model a record was made on (`not recorded` before records named it)."""
+    machine = record.get("machine")
+    return f"{machine['cpu_capability']} ({machine['cpu']})" if machine else "not recorded"
 
 
 def _join(values: Iterable[Any], *, numeric: bool = False) -> str:

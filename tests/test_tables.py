@@ -191,3 +191,12 @@ def test_table5_scorecard_has_every_metric_the_calibration_rows_and_no_paper_val
     assert calibration.loc["ERM", "random: Comp"].endswith("(n=6)")  # 3 domains x 2 seeds
     assert "paper" not in table.frame.columns
     assert "ours, not in the paper" in table.notes[0]
+
+
+def test_every_header_names_the_cpus_its_records_were_made_on():
+    records = [eval_record("shapes", "studio", "erm", seed) for seed in (0, 1, 2)]
+    records[0]["machine"] = {"cpu": "AMD EPYC", "cpu_capability": "AVX512"}
+    records[1]["machine"] = {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+    results = Results.from_records(records, PROFILE, allow_stale=True)  # hand-made: no code fingerprint
+    [settings] = [line for line in results.header(results.runs) if line.startswith("settings:")]
+    assert "; CPU AVX2 (AMD EPYC), AVX512 (AMD EPYC), not recorded (bit-identical per CPU capability" in settings
