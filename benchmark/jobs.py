@@ -304,12 +304,13 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress,
                              stop_on_divergence=stop_on_divergence)
     source = None
-    weights = {"model": weights_digest(store.load_checkpoint(job.train.key))}
     if job.probes_masking and job.transfer_source is not None:
         run_train(job.transfer_source, store, data_root=data_root, device=device, progress=progress)
         source = trained_model(job.transfer_source, store, data_root)
-        weights["transfer_source"] = weights_digest(store.load_checkpoint(job.transfer_source.key))
     model = trained_model(job.train, store, data_root)
+    weights = {"model": weights_digest(model.state_dict())}  # the loaded checkpoint's tensors, read once
+    if source is not None:
+        weights["transfer_source"] = weights_digest(source.state_dict())
     bench = benchmark_for(job.train, data_root)
     dev = resolve_device(device)
     start = time.perf_counter()
