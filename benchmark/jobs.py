@@ -33,6 +33,7 @@ from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
 from benchmark.pretrain import pretrain_identity, uses_synthetic_pretraining
 from benchmark.registry import Registry, UserError
+from benchmark.results import same_weights
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
 from benchmark.tuned import tuned_values
@@ -170,11 +171,6 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _same_weights(evaluated: str | None, train_record: dict[str, Any]) -> bool:
-    """Whether an eval record's weights digest matches its training's (a record without one predates digests)."""
-    return evaluated is None or train_record.get("weights_digest") in (None, evaluated)
-
-
 def evaluated_current(job: EvalJob, store: Store) -> bool:
     """Whether the job's eval record exists, it and its training are the current code's, and it evaluated the
     weights its train record (and its transfer source's) names. The checkpoint itself is not needed."""
@@ -187,12 +183,13 @@ def evaluated_current(job: EvalJob, store: Store) -> bool:
             and is_current(train_record.get("fingerprint"))):
         return False
     weights = record.get("weights_digest") or {}
-    if not _same_weights(weights.get("model"), train_record):
+    if not same_weights(weights.get("model"), train_record.get("weights_digest")):
         return False
     source = job.transfer_source if job.probes_masking else None
     if source is None or weights.get("transfer_source") is None:
         return True
-    return store.has("train", source.key) and _same_weights(weights["transfer_source"], store.read("train", source.key))
+    return store.has("train", source.key) and same_weights(weights["transfer_source"],
+                                                           store.read("train", source.key).get("weights_digest"))
 
 
 def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,

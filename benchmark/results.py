@@ -48,12 +48,17 @@ def _recency(record: dict[str, Any]) -> tuple[int, int, int, str]:
     return train.get("version", 0), train.get("data_version", 0), train.get("steps", 0), record["train_key"]
 
 
-def _of_recorded_weights(record: dict[str, Any], train_weights: dict[str, str]) -> bool:
-    """Whether an eval record evaluated the weights its train record names (true where either predates digests):
-    a retraining into other weights (a lost checkpoint, another CPU) makes the older evaluations stale."""
-    evaluated = (record.get("weights_digest") or {}).get("model")
-    trained = train_weights.get(record.get("train_key", ""))
+def same_weights(evaluated: str | None, trained: str | None) -> bool:
+    """Whether an evaluation's weights digest matches its training's (true where either predates digests):
+    a retraining into other weights (a lost checkpoint, another CPU) makes the older evaluations stale.
+    The one rule for planning (benchmark/jobs.py) and rendering (here)."""
     return evaluated is None or trained is None or evaluated == trained
+
+
+def _of_recorded_weights(record: dict[str, Any], train_weights: dict[str, str]) -> bool:
+    """Whether an eval record evaluated the weights its train record names."""
+    evaluated = (record.get("weights_digest") or {}).get("model")
+    return same_weights(evaluated, train_weights.get(record.get("train_key", "")))
 
 
 def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
