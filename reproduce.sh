@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point: creates .venv and installs the project on first use, then runs a target.
-#   ./reproduce.sh test                 ruff + the whole test suite
+#   ./reproduce.sh test                 ruff + the whole test suite (one pytest worker per core)
 #   ./reproduce.sh table1|table2|table3|table4|table5|fig2|fig3|fig4|fig5|claims|all [flags]
 #                                       run the grid a table/figure needs, then render it under results/
 #                                       (a plugin's artefact too: ./reproduce.sh NAME --plugins FILE)
@@ -35,7 +35,8 @@ case "$target" in
     test)
         ensure_venv
         "$VENV/bin/ruff" check .
-        "$VENV/bin/python" -m pytest -q "$@"
+        # one test process per core (-n auto; pass -n 0 to run them in this process)
+        "$VENV/bin/python" -m pytest -q -n auto "$@"
         ;;
     run)
         ensure_venv
