@@ -32,8 +32,8 @@ from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
 from benchmark.pretrain import pretrain_identity, uses_synthetic_pretraining
+from benchmark.provenance import same_weights
 from benchmark.registry import Registry, UserError
-from benchmark.results import same_weights
 from benchmark.store import Store, content_key, versions
 from benchmark.train import seed_everything, train
 from benchmark.tuned import tuned_values

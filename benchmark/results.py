@@ -28,6 +28,7 @@ from benchmark.catalog import Catalog
 from benchmark.config import PROFILES, Profile
 from benchmark.fingerprint import record_is_current
 from benchmark.flags import masking_flags
+from benchmark.provenance import same_weights
 from benchmark.reference import PAPER_DATASET_NAMES, PAPER_ROLES
 from benchmark.store import Store, eps_label
 
@@ -46,13 +47,6 @@ def _recency(record: dict[str, Any]) -> tuple[int, int, int, str]:
     """Sort key of competing trainings of one unit: code version, data version, steps, train_key."""
     train = record["config"]["train"]
     return train.get("version", 0), train.get("data_version", 0), train.get("steps", 0), record["train_key"]
-
-
-def same_weights(evaluated: str | None, trained: str | None) -> bool:
-    """Whether an evaluation's weights digest matches its training's (true where either predates digests):
-    a retraining into other weights (a lost checkpoint, another CPU) makes the older evaluations stale.
-    The one rule for planning (benchmark/jobs.py) and rendering (here)."""
-    return evaluated is None or trained is None or evaluated == trained
 
 
 def _of_recorded_weights(record: dict[str, Any], train_weights: dict[str, str]) -> bool:
