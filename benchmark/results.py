@@ -59,7 +59,10 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     """One record per trained model, and notes on what was set aside.
 
     Eval records of one `train_key` (e.g. Table I's PGD-only evaluation and Fig. 2's full grid) are
-    merged, attack results united (the first record by key wins a conflict). Of several trainings of
+    merged, attack results united (the first record by key wins a conflict). A time per epoch is a measurement of
+    the training, not a result of its weights: where a checkpoint was retrained into the same weights (another run,
+    perhaps another machine or load), its records time the same computation twice, and the least disturbed of
+    them, the minimum (as timeit takes), is kept, whichever record sorts first. Of several trainings of
     one (dataset, domain, method, model, seed) the one of the newest training code and data version
     is kept, then the one with the most steps (ties: highest train_key, for determinism): results of
     an older generator or a `--steps` smoke run never mix with the current full run.
@@ -78,6 +81,8 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
             elif name == "aa_stages":
                 for eps, stages in value.items():
                     merged["metrics"].setdefault("aa_stages", {}).setdefault(eps, stages)
+            elif name == "time_per_epoch_s":
+                merged["metrics"][name] = min(merged["metrics"].get(name, value), value)
             else:
                 merged["metrics"].setdefault(name, value)
     units: dict[tuple, list[dict[str, Any]]] = {}

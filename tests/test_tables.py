@@ -61,6 +61,17 @@ def test_smoke_run_is_set_aside_and_repeated_evaluations_merge(fixture):
     assert len(egat) == 1 and set(egat[0]["metrics"]["aAcc"]) == {"pgd", "mifgsm"}
 
 
+def test_a_training_timed_twice_keeps_its_least_disturbed_time_whichever_record_sorts_first():
+    """Two evaluations of one retrained checkpoint (Table I's and Fig. 2's) carry two timings of the same training;
+    the merged run takes the minimum, not whichever eval key happens to sort first."""
+    for first, second in [(3.0, 2.0), (2.0, 3.0)]:
+        table = eval_record("shapes", "studio", "erm", time=first, key="e-a")
+        figure = eval_record("shapes", "studio", "erm", time=second, key="e-b", aacc={"fgsm": {"0.02": 50.0}})
+        [run] = Results.from_records([figure, table], PROFILE, allow_stale=True).runs
+        assert run["metrics"]["time_per_epoch_s"] == 2.0
+        assert set(run["metrics"]["aAcc"]) == {"fgsm"}
+
+
 def test_records_of_an_older_data_version_are_set_aside():
     """After a generator change the old results stay on disk; the tables use only the newest data."""
     old = eval_record("digits", "day", "erm", cacc=82.0, steps=1000, data_version=1)
