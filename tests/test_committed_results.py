@@ -1,4 +1,5 @@
-"""The committed quick-profile tables and claims are exactly what the committed records render to."""
+"""The committed quick-profile records are the current code's, every artefact's grid is done in them, and the
+committed tables, figures and claims are exactly what those records render to."""
 
 from __future__ import annotations
 
@@ -6,35 +7,51 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.artefacts import ARTEFACTS, artefact_order
+from benchmark.config import PROFILES
+from benchmark.fingerprint import record_is_current
 from benchmark.render import render
+from benchmark.reproduce import has_pending
 from benchmark.results import Results
+from benchmark.store import Store
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "quick"
+REGENERATE = ("regenerate results/quick with ./reproduce.sh all in a fresh clone (README, Committed quick-profile "
+              "results)")
 
 
-def test_committed_tables_rerender_identically(tmp_path):
-    tables = sorted((COMMITTED / "tables").glob("table*.*"))
-    if not tables:
-        pytest.skip("no committed quick-profile tables")
-    names = sorted({p.stem for p in tables})
-    written = render(Results.load(COMMITTED.parent, "quick", allow_stale=True), tmp_path, only=names)
-    assert sorted(p.name for p in written) == [p.name for p in tables]
-    for committed in tables:
-        assert (tmp_path / "tables" / committed.name).read_text() == committed.read_text(), committed.name
+def test_no_committed_record_is_stale():
+    """A change to fingerprinted code makes the records it affects stale: then the committed results no longer show
+    what the code computes, and this fails until they are regenerated."""
+    store = Store(COMMITTED.parent, "quick")
+    for kind in ("train", "eval"):
+        records = list(store.records(kind))
+        assert records, f"no committed {kind} records"
+        stale = sorted(r["key"] for r in records if not record_is_current(r))
+        assert not stale, f"{len(stale)} of {len(records)} committed {kind} records are stale; {REGENERATE}"
+    assert Results.load(COMMITTED.parent, "quick").stale == 0, REGENERATE
 
 
-def test_committed_claims_rerender_identically(tmp_path):
-    committed = COMMITTED / "claims.md"
-    if not committed.is_file():
-        pytest.skip("no committed claims.md")
-    render(Results.load(COMMITTED.parent, "quick", allow_stale=True), tmp_path, only=["claims"])
-    assert (tmp_path / "claims.md").read_text() == committed.read_text()
+def test_every_artefacts_grid_is_done_in_the_committed_store():
+    """What `./reproduce.sh all` on a fresh clone relies on to train nothing and only re-render."""
+    quick = PROFILES.get("quick")
+    grids = dict.fromkeys(tuple(argv) for name in artefact_order() for argv in ARTEFACTS.get(name).runs(quick))
+    pending = [" ".join(argv) for argv in grids
+               if has_pending(["--profile", "quick", "--results-dir", str(COMMITTED.parent), *argv])]
+    assert not pending, f"grids with jobs to run: {pending}; {REGENERATE}"
 
 
-def test_committed_figures_rerender_identically(tmp_path):
-    figures = sorted((COMMITTED / "figures").glob("fig*.png"))
-    if not figures:
-        pytest.skip("no committed quick-profile figures")
-    render(Results.load(COMMITTED.parent, "quick", allow_stale=True), tmp_path, only=[p.stem for p in figures])
-    for committed in figures:
-        assert (tmp_path / "figures" / committed.name).read_bytes() == committed.read_bytes(), committed.name
+COMMITTED_FILES = {"table": "tables/*", "figure": "figures/*", "claims": "claims.md"}
+
+
+@pytest.mark.parametrize("kind", list(COMMITTED_FILES))
+def test_every_committed_artefact_rerenders_identically(kind, tmp_path):
+    """Every table, figure and claims file is committed, byte for byte as the committed records render it, and
+    nothing else is committed beside them."""
+    names = [name for name in artefact_order() if ARTEFACTS.get(name).kind == kind]
+    written = render(Results.load(COMMITTED.parent, "quick"), tmp_path, only=names)
+    rendered = sorted(str(path.relative_to(tmp_path)) for path in written)
+    committed = sorted(str(path.relative_to(COMMITTED)) for path in COMMITTED.glob(COMMITTED_FILES[kind]))
+    assert rendered == committed
+    for name in rendered:
+        assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
