@@ -14,12 +14,18 @@ import argparse
 
 from benchmark import render, run
 from benchmark.artefacts import ARTEFACTS, artefact_order
-from benchmark.config import PROFILES
+from benchmark.config import PROFILES, Profile
 from benchmark.grid import build_jobs, make_plan
 from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, report
 
 SELECTION_FLAGS = ("--methods", "--datasets", "--domains", "--attacks", "--eps", "--model", "--list")
+
+
+def grids_of(targets: list[str], profile: Profile) -> list[list[str]]:
+    """The `benchmark.run` selections these artefacts need under `profile`, each once, in order."""
+    runs = [argv for name in targets for argv in ARTEFACTS.get(name).runs(profile)]
+    return [list(a) for a in dict.fromkeys(tuple(a) for a in runs)]
 
 
 def has_pending(argv: list[str]) -> bool:
@@ -52,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--data-root", args.data_root] if args.data_root else []
     common += ["--plugins", args.plugins] if args.plugins else []
     targets = artefact_order() if args.target == "all" else [args.target]
-    runs = [argv for name in targets for argv in ARTEFACTS.get(name).runs(profile)]
-    grids = [list(a) for a in dict.fromkeys(tuple(a) for a in runs)]  # each grid once, in order
+    grids = grids_of(targets, profile)
     for argv in grids:
         print(f"== {args.target}: {' '.join(argv)}", flush=True)
         code = run.main([*common, *argv, *passthrough])
