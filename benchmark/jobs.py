@@ -31,7 +31,7 @@ from benchmark.fingerprint import fingerprint, is_current
 from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
-from benchmark.pretrain import pretrain_identity, uses_synthetic_pretraining
+from benchmark.pretrain import pretrain_identity, starting_backbone, uses_synthetic_pretraining
 from benchmark.provenance import same_weights
 from benchmark.registry import Registry, UserError
 from benchmark.store import Store, content_key, versions
@@ -97,12 +97,12 @@ class TrainJob:
         return content_key(self.config())
 
     def fingerprint(self) -> dict[str, Any]:
-        """The code that decides what this training produces: its method's, dataset's and model's modules, the
-        loop and the numeric settings, with everything they import (benchmark/fingerprint.py)."""
-        pretraining = ["benchmark.pretrain"] if uses_synthetic_pretraining(self.profile) else []
+        """The code that decides what this training produces: its method's, dataset's and model's modules, where
+        the model's starting weights come from (`new_model`), the loop and the numeric settings, with everything
+        they import (benchmark/fingerprint.py)."""
         return fingerprint([METHODS.get(self.method).cls.__module__, DATASETS.get(self.dataset).load.__module__,
-                            MODELS.get(self.profile.model).__module__, "benchmark.train", "benchmark.numerics",
-                            *pretraining])
+                            MODELS.get(self.profile.model).__module__, starting_backbone.__module__,
+                            "benchmark.train", "benchmark.numerics"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,9 +221,11 @@ def benchmark_for(job: TrainJob, data_root: str | None) -> Benchmark:
 
 
 def new_model(job: TrainJob, num_classes: int) -> Classifier:
-    """A freshly initialized model of the job's profile (seed first for reproducible weights)."""
+    """A freshly initialized model of the job's profile, from its pretrained backbone where the profile says so
+    (seed first for reproducible weights)."""
     profile = job.profile
-    return build_model(profile.model, num_classes, pretrained=profile.pretrained, dropout=job.settings["dropout"])
+    return build_model(profile.model, num_classes, dropout=job.settings["dropout"],
+                       backbone_state=starting_backbone(profile))
 
 
 def new_method(job: TrainJob, bench: Benchmark) -> Method:

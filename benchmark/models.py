@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -118,8 +119,8 @@ class _ResidualBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-def _small_resnet(num_classes: int, width: int, pretrained: bool, dropout: float, name: str) -> Classifier:
-    """The small cnn; `pretrained` loads the backbone of its synthetic pretraining (benchmark/pretrain.py)."""
+def _small_resnet(num_classes: int, width: int, dropout: float) -> Classifier:
+    """The small cnn at `width` channels, from random weights."""
     backbone = nn.Sequential(
         nn.Conv2d(3, width, 3, 2, 1, bias=False),  # 32x32 -> 16x16 at once: most of the speed on a CPU
         nn.BatchNorm2d(width),
@@ -127,27 +128,53 @@ def _small_resnet(num_classes: int, width: int, pretrained: bool, dropout: float
         _ResidualBlock(width, width, 1),
         _ResidualBlock(width, 2 * width, 2),
     )
-    model = Classifier(backbone, 2 * width, num_classes, dropout)
-    if pretrained:
-        from benchmark.pretrain import pretrained_backbone_state  # lazily: the corpus code is needed only here
-
-        # Every key but the head's must match; the head keeps its fresh initialization for this dataset.
-        head = {k: v for k, v in model.state_dict().items() if k.startswith("fc.")}
-        model.load_state_dict({**pretrained_backbone_state(name), **head}, strict=True)
-    return model
+    return Classifier(backbone, 2 * width, num_classes, dropout)
 
 
 @MODELS.register("cnn")
-def small_cnn(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
-    """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8. `pretrained`:
-    the backbone pretrained on benchmark/pretrain.py's synthetic corpus (the role of ImageNet weights)."""
-    return _small_resnet(num_classes, 32, pretrained, dropout, "cnn")
+def small_cnn(num_classes: int, *, dropout: float = 0.0) -> Classifier:
+    """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8. Its pretrained
+    backbone comes from benchmark/pretrain.py's synthetic corpus (the role of ImageNet weights)."""
+    return _small_resnet(num_classes, 32, dropout)
 
 
 @MODELS.register("cnn_small")
-def half_width_cnn(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+def half_width_cnn(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     """`cnn` at half width: the quick profile's lighter backbone for Fig. 3 (the paper's MobileNetV2 role)."""
-    return _small_resnet(num_classes, 16, pretrained, dropout, "cnn_small")
+    return _small_resnet(num_classes, 16, dropout)
+
+
+@dataclass(frozen=True)
+class TorchvisionNet:
+    """A torchvision classifier as a Classifier: its constructor and ImageNet weights (names in
+    torchvision.models), and its feature layers and their width."""
+
+    constructor: str
+    weights: str
+    features: Callable[[nn.Module], nn.Module]
+    width: Callable[[nn.Module], int]
+
+    def classifier(self, num_classes: int, dropout: float, *, imagenet: bool = False) -> Classifier:
+        """The net from random weights (or `imagenet`: its ImageNet weights) with a fresh head for `num_classes`."""
+        import torchvision.models
+
+        net = getattr(torchvision.models, self.constructor)()
+        if imagenet:
+            net.load_state_dict(_imagenet_weights(getattr(torchvision.models, self.weights)))
+        return Classifier(self.features(net), self.width(net), num_classes, dropout)
+
+
+TORCHVISION = {
+    "resnet50": TorchvisionNet(
+        "resnet50", "ResNet50_Weights",
+        lambda net: nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                                  net.layer4),
+        lambda net: net.fc.in_features),
+    "mobilenet_v2": TorchvisionNet("mobilenet_v2", "MobileNet_V2_Weights", lambda net: net.features,
+                                   lambda net: net.last_channel),
+    "efficientnet_b0": TorchvisionNet("efficientnet_b0", "EfficientNet_B0_Weights", lambda net: net.features,
+                                      lambda net: net.classifier[1].in_features),
+}
 
 
 def _imagenet_weights(weights_enum) -> dict[str, Tensor]:
@@ -163,44 +190,44 @@ def _imagenet_weights(weights_enum) -> dict[str, Tensor]:
 
 
 @MODELS.register("resnet50")
-def resnet50(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+def resnet50(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     """torchvision ResNet-50 (the paper's backbone); features = layer4 output (2048 x 7 x 7 at 224)."""
-    from torchvision.models import ResNet50_Weights
-    from torchvision.models import resnet50 as tv_resnet50
-
-    net = tv_resnet50()
-    if pretrained:
-        net.load_state_dict(_imagenet_weights(ResNet50_Weights))
-    backbone = nn.Sequential(
-        net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
-    )
-    return Classifier(backbone, net.fc.in_features, num_classes, dropout)
+    return TORCHVISION["resnet50"].classifier(num_classes, dropout)
 
 
 @MODELS.register("mobilenet_v2")
-def mobilenet_v2(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+def mobilenet_v2(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     """torchvision MobileNetV2 (Fig. 3's lighter backbone); features = its last 1280-channel block."""
-    from torchvision.models import MobileNet_V2_Weights
-    from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
-
-    net = tv_mobilenet_v2()
-    if pretrained:
-        net.load_state_dict(_imagenet_weights(MobileNet_V2_Weights))
-    return Classifier(net.features, net.last_channel, num_classes, dropout)
+    return TORCHVISION["mobilenet_v2"].classifier(num_classes, dropout)
 
 
 @MODELS.register("efficientnet_b0")
-def efficientnet_b0(num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
+def efficientnet_b0(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     """torchvision EfficientNet-B0 (Fig. 3's lighter backbone); features = its last 1280-channel block."""
-    from torchvision.models import EfficientNet_B0_Weights
-    from torchvision.models import efficientnet_b0 as tv_efficientnet_b0
-
-    net = tv_efficientnet_b0()
-    if pretrained:
-        net.load_state_dict(_imagenet_weights(EfficientNet_B0_Weights))
-    return Classifier(net.features, net.classifier[1].in_features, num_classes, dropout)
+    return TORCHVISION["efficientnet_b0"].classifier(num_classes, dropout)
 
 
-def build_model(name: str, num_classes: int, *, pretrained: bool = False, dropout: float = 0.0) -> Classifier:
-    """Build a registered model; unknown names raise UserError listing the choices."""
-    return MODELS.get(name)(num_classes, pretrained=pretrained, dropout=dropout)
+def without_head(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A model's state_dict without its `fc` head: a backbone state (each dataset re-initializes the head)."""
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def imagenet_backbone_state(name: str) -> dict[str, Tensor]:
+    """The backbone state of torchvision model `name` from its ImageNet weights in the local torch hub cache."""
+    if name not in TORCHVISION:
+        raise UserError(f"model {name!r} has no ImageNet weights; torchvision models: {', '.join(TORCHVISION)}")
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream (the head it initializes) is left alone
+        model = TORCHVISION[name].classifier(1, 0.0, imagenet=True)
+    return without_head(model.state_dict())
+
+
+def build_model(name: str, num_classes: int, *, dropout: float = 0.0,
+                backbone_state: dict[str, Tensor] | None = None) -> Classifier:
+    """Build a registered model from random weights, or from `backbone_state` (a pretrained backbone: every
+    weight but the head's, which keeps its fresh initialization for these classes); unknown names raise
+    UserError listing the choices. Never trains nor reads a file: the caller brings the pretrained weights."""
+    model = MODELS.get(name)(num_classes, dropout=dropout)
+    if backbone_state is not None:
+        head = {k: v for k, v in model.state_dict().items() if k.startswith("fc.")}
+        model.load_state_dict({**backbone_state, **head}, strict=True)
+    return model

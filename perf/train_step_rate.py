@@ -23,6 +23,7 @@ from benchmark.data import load_benchmark
 from benchmark.data.base import endless
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
+from benchmark.pretrain import starting_backbone
 from benchmark.timing import interleaved_medians, print_medians, timed
 from benchmark.train import seed_everything, to_device, training_step
 from methods import METHODS, method_hparams
@@ -45,7 +46,8 @@ def main() -> None:
         bench = load_benchmark(args.dataset, image_size=profile.image_size)
         domain = bench.domain(args.domain) if args.domain else bench.domains[0]
         seed_everything(0)
-        model = build_model(profile.model, bench.num_classes, pretrained=profile.pretrained, dropout=profile.dropout)
+        model = build_model(profile.model, bench.num_classes, dropout=profile.dropout,
+                            backbone_state=starting_backbone(profile))
         method = METHODS.get("erm")(model, method_hparams("erm", profile), has_masks=bench.has_masks)
         optimizer = torch.optim.Adam(method.parameters(), lr=profile.lr)
         batches = endless(domain.train, profile.batch_size, torch.Generator().manual_seed(0))

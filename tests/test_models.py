@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.models import MODELS, build_model
+from benchmark.models import MODELS, build_model, imagenet_backbone_state
 from benchmark.registry import UserError
 
 
@@ -38,7 +38,9 @@ def test_cnn_gradcam_layer_is_8x8_on_32x32():
 def test_missing_imagenet_weights_give_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(UserError, match="not found at .*checkpoints"):
-        build_model("mobilenet_v2", 5, pretrained=True)
+        imagenet_backbone_state("mobilenet_v2")
+    with pytest.raises(UserError, match="no ImageNet weights"):
+        imagenet_backbone_state("cnn")
 
 
 def test_imagenet_weights_load_from_the_local_torch_cache(tmp_path, monkeypatch):
@@ -51,5 +53,9 @@ def test_imagenet_weights_load_from_the_local_torch_cache(tmp_path, monkeypatch)
     path = tmp_path / "hub" / "checkpoints" / Path(MobileNet_V2_Weights.DEFAULT.url).name
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
-    model = build_model("mobilenet_v2", 5, pretrained=True)
-    torch.testing.assert_close(model.backbone[0][0].weight, reference.features[0][0].weight)
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v2", 5, backbone_state=imagenet_backbone_state("mobilenet_v2"))
+    torch.manual_seed(0)
+    scratch = build_model("mobilenet_v2", 5)
+    torch.testing.assert_close(model.backbone[0][0].weight, reference.features[0][0].weight, rtol=0, atol=0)
+    torch.testing.assert_close(model.fc.weight, scratch.fc.weight, rtol=0, atol=0)  # the head: a fresh one

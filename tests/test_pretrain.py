@@ -4,25 +4,18 @@ benchmarks' classes, pretrained once and cached, loaded into the backbone with a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 import benchmark.pretrain as pretrain_module
+from benchmark.config import PROFILES
 from benchmark.data.synthetic import DIGIT_CLASSES, SHAPE_CLASSES
 from benchmark.models import build_model
-from benchmark.pretrain import (
-    CLASSES,
-    LETTERS,
-    SHAPES,
-    PretrainConfig,
-    main,
-    make_corpus,
-    pretrained_backbone_state,
-    pretrained_path,
-    templates,
-)
+from benchmark.pretrain import PretrainConfig, main, pretrained_backbone_state, pretrained_path, starting_backbone
+from benchmark.pretrain_corpus import CLASSES, LETTERS, SHAPES, make_corpus, templates
 from benchmark.registry import UserError
 
 #: a pretraining of a few steps: enough to exercise the cache and the loading
@@ -31,7 +24,7 @@ TINY = PretrainConfig(steps=3, batch_size=16, lr=1e-3, classes=4, images=64, hel
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """A private cache folder, and the tiny pretraining as the default one (what models.py asks for)."""
+    """A private cache folder, and the tiny pretraining as the default one (what `starting_backbone` asks for)."""
     monkeypatch.setenv("EGAT_BENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(pretrain_module, "DEFAULT_CONFIG", TINY)
     return tmp_path
@@ -99,7 +92,7 @@ def test_pretraining_leaves_the_global_rng_alone(cache):
 def test_pretrained_cnn_has_the_cached_backbone_and_a_fresh_head(cache, name):
     state = pretrained_backbone_state(name, progress=False)
     torch.manual_seed(0)
-    model = build_model(name, 5, pretrained=True)
+    model = build_model(name, 5, backbone_state=starting_backbone(replace(PROFILES.get("quick"), model=name)))
     torch.manual_seed(0)
     scratch = build_model(name, 5)
     for key, value in model.state_dict().items():
@@ -107,17 +100,18 @@ def test_pretrained_cnn_has_the_cached_backbone_and_a_fresh_head(cache, name):
             torch.testing.assert_close(value, scratch.state_dict()[key], rtol=0, atol=0)
         else:
             torch.testing.assert_close(value, state[key], rtol=0, atol=0)
-    assert build_model(name, 7, pretrained=True).fc.weight.shape == (7, model.fc.in_features)
+    assert build_model(name, 7, backbone_state=state).fc.weight.shape == (7, model.fc.in_features)
     assert model.fc.out_features == 5
 
 
 def test_pretrained_cnn_gives_the_same_logits_for_the_same_seed(cache):
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    profile = replace(PROFILES.get("quick"), model="cnn_small")
     logits = []
     for _ in range(2):
         torch.manual_seed(0)
         with torch.no_grad():
-            logits.append(build_model("cnn_small", 5, pretrained=True).eval()(x))
+            logits.append(build_model("cnn_small", 5, backbone_state=starting_backbone(profile)).eval()(x))
     torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
 
 
@@ -130,3 +124,11 @@ def test_cli_prints_the_cached_path(cache, capsys):
     assert main(["--model", "cnn_small"]) == 0
     out = capsys.readouterr().out
     assert str(pretrained_path("cnn_small")) in out and "ready after" in out
+
+
+def test_building_a_model_never_pretrains(cache, monkeypatch):
+    """build_model loads the backbone state it is given; a profile from random weights starts from none."""
+    monkeypatch.setattr(pretrain_module, "pretrain", lambda *a, **k: pytest.fail("build_model pretrained"))
+    build_model("cnn", 5)
+    assert starting_backbone(replace(PROFILES.get("quick"), pretrained=False)) is None
+    assert not (cache / "pretrained").exists()
