@@ -77,6 +77,11 @@ LOOP_SETTINGS = ("lr", "dropout")
 
 PROFILES: Registry[Profile] = Registry("profile")
 
+#: The paper's benchmarks, in the roles a profile's datasets play (first: VLCS-like, second: TerraIncognita-like)
+PAPER_ROLES = ("VLCS", "TerraIncognita")
+#: the paper profile's datasets by the names the paper gives them
+PAPER_DATASET_NAMES = {"vlcs": "VLCS", "terra_incognita": "TerraIncognita"}
+
 #: Quick AT/EGAT training PGD: 3 steps instead of 10 (budget), each longer so that the total step length stays the
 #: paper's 10 x eps/4 = 2.5 eps (with eps/4 steps, 3 steps cannot cross the eps-ball). Derived from the paper's
 #: setting, not from results; it is trial 0 of the sweep, which draws alpha / eps from [0.25, 1] (methods/egat.py).

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import artefacts
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.plotting import plt, save_png
 from benchmark.registry import UserError
@@ -130,7 +131,7 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains; shaded: the paper's "
                  f"0-{PAPER_EPS_MAX:g} range, extended until undefended models reach about 0)\n{_subtitle(results)}"
                  + (footnote if partial else ""), fontsize=11)
-    labels = [results.label(m, "fig2") + ("*" if m in partial else "") for m in handles]
+    labels = [artefacts.label(results.catalog, m, "fig2") + ("*" if m in partial else "") for m in handles]
     fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
     # tight_layout leaves room for the suptitle itself; the legend's rows take fixed inches at the bottom
     fig.tight_layout(rect=(0, (0.4 + 0.25 * (len(handles) > 7)) / fig.get_figheight(), 1, 1))
@@ -174,7 +175,8 @@ def figure3(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         for k, row in enumerate(panel.sort_values("time").itertuples()):
             color = "tab:red" if row.pareto else "tab:blue"
             ax.scatter(row.time, row.aAcc, color=color, s=46, zorder=3, edgecolor="black", linewidth=0.5)
-            name = results.label(row.method, "fig3") + (f" ({row.model})" if row.model != results.profile.model else "")
+            name = artefacts.label(results.catalog, row.method, "fig3")
+            name += f" ({row.model})" if row.model != results.profile.model else ""
             name += f" [{row.domains}/{most} domains]" if row.domains < most else ""
             # labels alternate above / below their points, in time order, so neighbours rarely collide
             ax.annotate(name, (row.time, row.aAcc), textcoords="offset points", xytext=(5, 5 if k % 2 else -11),
@@ -274,7 +276,7 @@ def figure4(results: Results, out: str | Path, *, methods: Sequence[str] | None 
             for col, method in enumerate(methods, start=1):
                 ax = axes[row, col]
                 if row == 0:
-                    ax.set_title(results.label(method, "fig4"), fontsize=10)
+                    ax.set_title(artefacts.label(results.catalog, method, "fig4"), fontsize=10)
                 record = chosen.get(method)
                 if record is None:
                     ax.text(0.5, 0.5, "no record", ha="center", va="center", fontsize=8, color="gray",
@@ -338,7 +340,7 @@ def figure5(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         for k, method in enumerate(m for m in methods if m in set(part["method"])):
             mine = part[part["method"] == method]
             ax.scatter(mine["relevance_mass"], mine["AA"], color=colors[method], marker=MARKERS[k % len(MARKERS)],
-                       s=36, alpha=0.8, label=f"{results.label(method, 'fig5')} (n={len(mine)})")
+                       s=36, alpha=0.8, label=f"{artefacts.label(results.catalog, method, 'fig5')} (n={len(mine)})")
         ax.set_title(f"{dataset}: {results.role(dataset)}", fontsize=10)
         ax.set_xlabel("relevance mass accuracy (%): Grad-CAM mass on the object")
         ax.set_ylabel(f"AA accuracy (%) at eps {eps_label(results.profile.table_eps)}")

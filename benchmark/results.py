@@ -23,13 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.artefacts import label
 from benchmark.catalog import Catalog
-from benchmark.config import PROFILES, Profile
+from benchmark.config import PAPER_DATASET_NAMES, PAPER_ROLES, PROFILES, Profile
 from benchmark.fingerprint import record_is_current
 from benchmark.flags import masking_flags
 from benchmark.provenance import same_weights
-from benchmark.reference import PAPER_DATASET_NAMES, PAPER_ROLES
 from benchmark.store import Store, eps_label
 
 
@@ -197,10 +195,6 @@ class Results:
         weights = {r["key"]: r["weights_digest"] for r in store.records("train") if r.get("weights_digest")}
         return cls.from_records(store.records("eval"), profile, catalog, allow_stale=allow_stale,
                                 train_weights=weights)
-
-    def label(self, method: str, artefact: str | None = None) -> str:
-        """A method's name in `artefact` (its own label there, else the method's display name)."""
-        return label(self.catalog, method, artefact)
 
     @property
     def table_obs(self) -> pd.DataFrame:

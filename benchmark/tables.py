@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import artefacts
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.catalog import Catalog
 from benchmark.flags import FLAGS
@@ -99,7 +100,7 @@ def _sorted(frame: pd.DataFrame, results: Results, methods: Sequence[str]) -> pd
 
 def _finish(frame: pd.DataFrame, table: str, results: Results, methods: Sequence[str]) -> pd.DataFrame:
     """The long frame of a table: display names added, columns and rows in order."""
-    frame = frame.assign(name=[results.label(m, table) for m in frame["method"]])
+    frame = frame.assign(name=[artefacts.label(results.catalog, m, table) for m in frame["method"]])
     return _sorted(frame[COLUMNS], results, methods)
 
 
@@ -171,7 +172,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
         domains = [d for d in results.domains(dataset) if d in set(part["train_domain"])]
         rows = [m for m in methods if m in set(part["method"])]
         metrics = [m for m in TABLE_METRICS if m not in OPTIONAL_METRICS or (part["metric"] == m).any()]
-        wide = pd.DataFrame(index=[results.label(m, name) for m in rows],
+        wide = pd.DataFrame(index=[artefacts.label(results.catalog, m, name) for m in rows],
                             columns=[f"{d} {metric}" for d in domains for metric in metrics], data=MISSING)
         for d in domains:
             for metric in metrics:
@@ -185,7 +186,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
                     text = f"**{text}**" if is_best else text
                     if metric == "aAcc" and (dataset, d, row.method) in markers:
                         text += " " + markers[(dataset, d, row.method)]
-                    wide.loc[results.label(row.method, name), f"{d} {metric}"] = text
+                    wide.loc[artefacts.label(results.catalog, row.method, name), f"{d} {metric}"] = text
         sections.append((results.role(dataset), wide))
     cue_free = ("cAcc_cue_free: on the same split's cue-free twins, the same objects with the spurious cue drawn "
                 "independently of the class; " if (frame["metric"] == "cAcc_cue_free").any() else "")
@@ -197,7 +198,8 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
              f"domain's test split; cAcc on the same split; {cue_free}{worst}Comp / Suff: ERASER-style AOPC of "
              "Grad-CAM (x100, Comp higher and Suff lower is better); bold: best mean of each column",
              *flag_legend(results, set(frame["method"]), markers)]
-    notes += [f"{results.label(m, name)}: {why}" for m, why in NOT_IN_PAPER.items() if m in set(frame["method"])]
+    notes += [f"{artefacts.label(results.catalog, m, name)}: {why}" for m, why in NOT_IN_PAPER.items()
+              if m in set(frame["method"])]
     return Table(name, title, frame, sections, notes, _runs(results, frame))
 
 
@@ -250,7 +252,7 @@ def table2(results: Results, *, methods: Sequence[str] | None = None, compare: b
     columns = [(tr, te) for tr in domains for te in domains
                if ((frame["train_domain"] == tr) & (frame["test_domain"] == te)).any()]
     rows = [m for m in methods if m in set(frame["method"])]
-    wide = pd.DataFrame(index=[results.label(m, "table2") for m in rows],
+    wide = pd.DataFrame(index=[artefacts.label(results.catalog, m, "table2") for m in rows],
                         columns=[f"{tr} → {te}" for tr, te in columns] + ["Ranking Avg. ± Var."], data=MISSING)
 
     def value(method: str, train: str, test: str, metric: str) -> pd.Series | None:
@@ -265,13 +267,13 @@ def table2(results: Results, *, methods: Sequence[str] | None = None, compare: b
                 text = format_cell(acc_row["mean"], acc_row["se"], acc_row["n"]) + f" [{int(rank_row['mean'])}]"
                 if compare and not pd.isna(acc_row.get("paper")):
                     text += f" ({acc_row['paper']:.2f} [{int(rank_row['paper'])}])"
-                wide.loc[results.label(m, "table2"), f"{tr} → {te}"] = text
+                wide.loc[artefacts.label(results.catalog, m, "table2"), f"{tr} → {te}"] = text
         mean_row, var_row = value(m, "all", "all", "rank_mean"), value(m, "all", "all", "rank_var")
         if mean_row is not None:
             text = f"{mean_row['mean']:.2f} ± {var_row['mean']:.2f}"
             if compare and not pd.isna(mean_row.get("paper")):
                 text += f" ({mean_row['paper']:.2f} ± {var_row['paper']:.2f})"
-            wide.loc[results.label(m, "table2"), "Ranking Avg. ± Var."] = text
+            wide.loc[artefacts.label(results.catalog, m, "table2"), "Ranking Avg. ± Var."] = text
     notes = [f"cAcc (%) of models trained on one domain of {dataset} and tested on another domain, whole; "
              "[rank] within the column among the methods shown (by the 2-decimal mean, descending, ties share "
              "the best rank); last column: mean ± population variance (ddof=0) of each method's ranks, as the "
@@ -297,7 +299,8 @@ def table3(results: Results, *, methods: Sequence[str] | None = None, compare: b
         frame = with_paper(frame, "table3")
     rows = [m for m in methods if m in set(frame["method"])]
     tests = [d for d in results.domains(dataset) if d in set(frame["test_domain"])]
-    wide = pd.DataFrame(index=[results.label(m, "table3") for m in rows], columns=tests, data=MISSING)
+    wide = pd.DataFrame(index=[artefacts.label(results.catalog, m, "table3") for m in rows], columns=tests,
+                        data=MISSING)
     for row in frame.itertuples():
         wide.loc[row.name, row.test_domain] = format_cell(row.mean, row.se, row.n,
                                                           paper=getattr(row, "paper", math.nan))
@@ -329,7 +332,7 @@ def table5(results: Results, *, methods: Sequence[str] | None = None, compare: b
         metrics = [m for m in SCORECARD_METRICS if (part["metric"] == m).any()]
         rows = [(d, m) for d in results.domains(dataset) for m in methods
                 if ((part["train_domain"] == d) & (part["method"] == m)).any()]
-        wide = pd.DataFrame(index=[f"{d} · {results.label(m, 'table5')}" for d, m in rows],
+        wide = pd.DataFrame(index=[f"{d} · {artefacts.label(results.catalog, m, 'table5')}" for d, m in rows],
                             columns=[*(SCORECARD_METRICS[m] for m in metrics), "flags"], data=MISSING)
         for (d, m), index in zip(rows, wide.index, strict=True):
             for row in part[(part["train_domain"] == d) & (part["method"] == m)].itertuples():
@@ -364,8 +367,8 @@ def _calibration(results: Results, dataset: str, methods: Sequence[str]) -> pd.D
         return None
     rows = [m for m in methods if m in set(obs["method"])]
     columns = [n for n in names if n in set(obs["metric"])]
-    wide = pd.DataFrame(index=[results.label(m, "table5") for m in rows], columns=[names[n] for n in columns],
-                        data=MISSING)
+    wide = pd.DataFrame(index=[artefacts.label(results.catalog, m, "table5") for m in rows],
+                        columns=[names[n] for n in columns], data=MISSING)
     for m, index in zip(rows, wide.index, strict=True):
         for name, column in zip(columns, wide.columns, strict=True):
             values = obs.loc[(obs["method"] == m) & (obs["metric"] == name), "value"]

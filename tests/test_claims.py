@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.artefacts import ARTEFACTS
 from benchmark.claims import (
     CONTRADICTED,
     FAIL,
@@ -151,7 +152,8 @@ def test_overhead_against_erm_and_madry_at_on_common_domains():
 
 
 def test_rules_on_the_published_numbers_are_point_comparisons():
-    published = {name: published_cells(frame) for name, frame in reference_frames().items()}
+    frames = reference_frames(map(ARTEFACTS.get, ARTEFACTS))
+    published = {name: published_cells(frame) for name, frame in frames.items()}
     assert set(statuses(best_aacc(published["table1"], published=True))) == {PASS}
     assert len(best_aacc(published["table1"], published=True)) == 8
     assert statuses(ood_rank(published["table2"], published=True)) == [PASS, PASS, PASS]

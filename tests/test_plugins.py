@@ -32,7 +32,7 @@ def signnoise(model, x, y, eps, *, generator=None):
 
 TABLE_PLUGIN = '''
 """table9: clean and attacked accuracy of two methods, as CSV + Markdown."""
-from benchmark.artefacts import ARTEFACTS, Artefact, Grid
+from benchmark.artefacts import ARTEFACTS, Artefact, Grid, label
 
 
 def render(results, artefact, request):
@@ -43,7 +43,7 @@ def render(results, artefact, request):
         return []
     frame = obs.assign(column=obs["metric"] + " " + obs["attack"]).pivot_table(
         index="method", columns="column", values="value")
-    frame.index = [results.label(m) for m in frame.index]
+    frame.index = [label(results.catalog, m) for m in frame.index]
     out = request.out / "tables"
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "table9.csv")

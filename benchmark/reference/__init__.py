@@ -8,16 +8,15 @@ applies every rule to the paper's numbers too. Torch-free.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from importlib import resources
 
 import pandas as pd
 
-from benchmark.artefacts import ARTEFACTS, label
+from benchmark.artefacts import ARTEFACTS, Artefact, label
 from benchmark.catalog import Catalog
+from benchmark.config import PAPER_DATASET_NAMES
 
-#: The paper's benchmarks, in the roles the profile's datasets play (first: VLCS-like, second: TerraIncognita-like)
-PAPER_ROLES = ("VLCS", "TerraIncognita")
-PAPER_DATASET_NAMES = {"vlcs": "VLCS", "terra_incognita": "TerraIncognita"}
 #: our long frames' columns (tables.py, claims.py)
 COLUMNS = ["dataset", "train_domain", "test_domain", "method", "name", "metric", "mean", "se", "n"]
 
@@ -50,9 +49,12 @@ def _our_domain(domain: str) -> str:
     return f"L{domain.split()[1]}" if domain.startswith("Location ") else domain
 
 
-def reference_frames(catalog: Catalog | None = None, *, our_names: bool = False) -> dict[str, pd.DataFrame]:
-    """The published tables in our long schema (method = registry name, through each table's labels), for
-    claims.py, by table name; `our_names`: datasets and domains as the paper profile names them (vlcs, L38)."""
+def reference_frames(tables: Iterable[Artefact], catalog: Catalog | None = None, *,
+                     our_names: bool = False) -> dict[str, pd.DataFrame]:
+    """The published numbers of each of `tables` that has a paper numeral, in our long schema (method = registry
+    name, through that table's labels), for claims.py, by table name; `our_names`: datasets and domains as the
+    paper profile names them (vlcs, L38). The caller names the tables: their declarations live in tables.py,
+    which imports this module."""
     catalog = catalog or Catalog.builtin()
     ref = reference()
     if our_names:
@@ -60,10 +62,10 @@ def reference_frames(catalog: Catalog | None = None, *, our_names: bool = False)
         ref = ref.assign(dataset=ref["dataset"].map(datasets), train_domain=ref["train_domain"].map(_our_domain),
                          test_domain=ref["test_domain"].map(_our_domain))
     out = {}
-    for table in (name for name in ARTEFACTS if ARTEFACTS.get(name).numeral):
-        names = {label(catalog, m, table): m for m in catalog.methods}
-        part = ref[ref["table"] == ARTEFACTS.get(table).numeral]
-        out[table] = pd.DataFrame({
+    for table in (artefact for artefact in tables if artefact.numeral):
+        names = {label(catalog, m, table.name): m for m in catalog.methods}
+        part = ref[ref["table"] == table.numeral]
+        out[table.name] = pd.DataFrame({
             "dataset": part["dataset"], "train_domain": part["train_domain"], "test_domain": part["test_domain"],
             "method": part["method"].map(names), "name": part["method"], "metric": part["metric"],
             "mean": part["value"].astype(float), "se": math.nan, "n": pd.array([pd.NA] * len(part), dtype="Int64"),
