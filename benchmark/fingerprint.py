@@ -43,15 +43,12 @@ def _is_type_checking(node: ast.stmt) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-@cache
-def imports(module: str) -> frozenset[str]:
-    """The package modules `module` imports at module level (outside `if TYPE_CHECKING:`)."""
+def _imported(statements: Iterable[ast.stmt], module: str) -> frozenset[str]:
+    """The package modules other than `module` that these statements import (`from package import module` names
+    the module, `from module import name` the module)."""
     files = module_files()
-    tree = ast.parse(files[module].read_text(encoding="utf-8"))
     found: set[str] = set()
-    for node in tree.body:
-        if _is_type_checking(node):
-            continue
+    for node in statements:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name in files}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -61,9 +58,33 @@ def imports(module: str) -> frozenset[str]:
     return frozenset(name for name in found if name in files and name != module)
 
 
+@cache
+def _tree(module: str) -> ast.Module:
+    return ast.parse(module_files()[module].read_text(encoding="utf-8"))
+
+
+@cache
+def imports(module: str) -> frozenset[str]:
+    """The package modules `module` imports at module level (outside `if TYPE_CHECKING:`): what importing it
+    runs, so what its fingerprint covers."""
+    return _imported((node for node in _tree(module).body if not _is_type_checking(node)), module)
+
+
+@cache
+def every_import(module: str) -> frozenset[str]:
+    """The package modules any import statement of `module` names: at module level, inside functions and under
+    `if TYPE_CHECKING:` (the package's structure, which tests/test_architecture.py keeps free of circles)."""
+    return _imported((node for node in ast.walk(_tree(module)) if isinstance(node, ast.stmt)), module)
+
+
 def import_graph() -> dict[str, frozenset[str]]:
     """Module -> the package modules it imports at module level."""
     return {module: imports(module) for module in module_files()}
+
+
+def full_import_graph() -> dict[str, frozenset[str]]:
+    """Module -> the package modules any of its import statements names (`every_import`)."""
+    return {module: every_import(module) for module in module_files()}
 
 
 def closure(roots: Iterable[str]) -> list[str]:

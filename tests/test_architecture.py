@@ -1,4 +1,5 @@
-"""The package's structure: rendering without torch, no import circle, and one declaration per concept."""
+"""The package's structure: rendering without torch, no import circle (of modules, or of a folder and the modules
+outside it), no module over MAX_LINES, and one declaration per concept."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from attacks import ATTACKS
 from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.catalog import Catalog
-from benchmark.fingerprint import import_graph
+from benchmark.fingerprint import full_import_graph, import_graph, module_files
 from benchmark.tables import MAIN_METHODS
 from methods import METHODS
 
@@ -57,6 +58,79 @@ def test_no_import_circle_among_the_package_modules():
 
 def test_the_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circle_even_through_function_level_and_type_only_imports():
+    """Every import statement counts (a function-level import is a dependency all the same: it hid the models <->
+    pretraining circle from the fingerprints)."""
+    graph = full_import_graph()
+    assert "benchmark.pretrain" in graph["benchmark.jobs"] and "benchmark.pretrain" not in graph["benchmark.models"]
+    assert cycles(graph) == []
+
+
+def test_a_training_fingerprint_reaches_its_pretraining_through_imports_alone():
+    """The root naming where a model's starting weights come from (`starting_backbone`, what `new_model` calls) reaches
+    the pretraining loop and its corpus; the model's module reaches neither."""
+    from benchmark.config import PROFILES
+    from benchmark.fingerprint import closure
+    from benchmark.jobs import TrainJob
+
+    roots = TrainJob(PROFILES.get("quick"), "shapes", "any", "erm", 0).fingerprint()["roots"]
+    assert "benchmark.pretrain" in roots
+    assert {"benchmark.pretrain", "benchmark.pretrain_corpus", "benchmark.models"} <= set(closure(roots))
+    assert "benchmark.pretrain" not in closure(["benchmark.models"])
+
+
+#: imports from inside a folder back to a module outside it that imports the folder (at most 3), with their reason
+FOLDER_BACK_IMPORTS: dict[tuple[str, str], str] = {}
+
+
+def folders() -> list[str]:
+    """Every package folder but the harness `benchmark` itself (which holds the others): benchmark.data,
+    benchmark.reference, methods, attacks, attacks.sca and any new one."""
+    return sorted(name for name, path in module_files().items() if path.name == "__init__.py" and name != "benchmark")
+
+
+def back_imports(graph: dict[str, set[str]], folder: str) -> set[tuple[str, str]]:
+    """The imports (inside, outside) from a module of `folder` to a module outside it that reaches the folder
+    again through modules outside it: each closes a circle between the folder, taken as one unit, and the rest."""
+    inside = {m for m in graph if m == folder or m.startswith(folder + ".")}
+
+    def returns(start: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            module = todo.pop()
+            if graph[module] & inside:
+                return True
+            todo.extend(graph[module] - inside - seen)
+            seen |= graph[module] - inside
+        return False
+
+    return {(a, b) for a in sorted(inside) for b in sorted(graph[a] - inside) if returns(b)}
+
+
+def test_folder_circle_finder_finds_an_import_back_up():
+    graph = {"pkg": {"pkg.a"}, "pkg.a": {"lib"}, "pkg.b": {"tool"}, "lib": set(), "tool": {"helper"},
+             "helper": {"pkg"}}
+    assert back_imports(graph, "pkg") == {("pkg.b", "tool")}
+    assert back_imports({**graph, "helper": set()}, "pkg") == set()
+
+
+def test_no_folder_is_in_an_import_circle_with_the_modules_outside_it():
+    graph = full_import_graph()
+    assert {"benchmark.data", "benchmark.reference", "methods", "attacks", "attacks.sca"} <= set(folders())
+    assert len(FOLDER_BACK_IMPORTS) <= 3
+    found = {edge: folder for folder in folders() for edge in back_imports(graph, folder)}
+    assert set(found) <= set(FOLDER_BACK_IMPORTS), {e: f for e, f in found.items() if e not in FOLDER_BACK_IMPORTS}
+
+
+#: the most lines a module of the package may have (as `wc -l` counts them)
+MAX_LINES = 400
+
+
+def test_no_module_is_over_max_lines():
+    sizes = {module: path.read_bytes().count(b"\n") for module, path in module_files().items()}
+    assert {module: lines for module, lines in sizes.items() if lines > MAX_LINES} == {}
 
 
 def test_rendering_imports_no_torch_training_attacks_or_ddpm(tmp_path):
