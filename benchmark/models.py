@@ -20,6 +20,7 @@ from benchmark.registry import Registry, UserError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: a registered model: (num_classes, *, dropout) -> a Classifier from random weights (build_model loads pretrained ones)
 ModelBuilder = Callable[..., "Classifier"]
 MODELS: Registry[ModelBuilder] = Registry("model")
 

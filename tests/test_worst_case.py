@@ -34,7 +34,7 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
 def cnn() -> tuple[nn.Module, Tensor, Tensor]:
     """The random 5-class cnn, 32 images labelled with its predictions except 4 (misclassified from the start)."""
     torch.manual_seed(0)
-    model = build_model("cnn", 5, pretrained=False, dropout=0.0).eval()
+    model = build_model("cnn", 5, dropout=0.0).eval()
     x = torch.rand(32, 3, 32, 32)
     x[0, :, :4, :4] = 0.0  # pixels at the [0, 1] border exercise the clamps
     x[1, :, :4, :4] = 1.0
