@@ -81,6 +81,14 @@ def test_a_training_fingerprint_reaches_its_pretraining_through_imports_alone():
     assert "benchmark.pretrain" not in closure(["benchmark.models"])
 
 
+def test_published_frames_are_those_of_the_tables_named():
+    """reference_frames reads the tables its caller names, not whichever tables were declared before it ran."""
+    from benchmark.reference import reference_frames
+
+    frames = reference_frames([ARTEFACTS.get("table4"), ARTEFACTS.get("table5")])
+    assert list(frames) == ["table4"] and {"erm", "egat"} <= set(frames["table4"]["method"])
+
+
 #: imports from inside a folder back to a module outside it that imports the folder (at most 3), with their reason
 FOLDER_BACK_IMPORTS: dict[tuple[str, str], str] = {}
 
