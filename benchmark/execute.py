@@ -2,8 +2,8 @@
 
 `execute` checks the jobs' data, plans them against the store, prints the plan line with its estimate,
 and unless it is a dry run builds what the jobs share here and once (the synthetic pretraining, the
-attacks' resources such as SCA's DDPM), launches the pending jobs (the launcher shows the progress) and
-prints a summary of every job.
+attacks' resources such as SCA's DDPM), launches the pending jobs (the launcher shows the progress) and,
+for a grid, prints each job's metrics.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def execute(jobs: Sequence[EvalJob], launch: Launch, *, headline: Callable[[Plan
     pending_profiles = _distinct(job.train.profile for job in plan.pending)
     print(headline(plan) + "; "
           + planned_time(seconds, len(plan.pending), options.workers, launch.launcher,
-                         first=pretraining_seconds(pending_profiles) if plan.pending else 0.0)
+                         first=pretraining_seconds(pending_profiles))
           + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
              if probed else ""))
     if plan.done and Path(options.results_dir) == Path(DEFAULT_RESULTS):
