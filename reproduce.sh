@@ -45,7 +45,7 @@ case "$target" in
     cards)
         ensure_venv
         for dataset in shapes digits; do
-            "$VENV/bin/python" -m benchmark.data.card --dataset "$dataset" --out results/cards "$@"
+            "$VENV/bin/python" -m benchmark.cards --dataset "$dataset" --out results/cards "$@"
         done
         ;;
     samples)

@@ -10,11 +10,12 @@ Torch-free: nothing here imports training, attacks or the DDPM.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.registry import Registry, UserError
+from benchmark.selection import Selection, parse_eps
 
 if TYPE_CHECKING:
     from benchmark.catalog import Catalog
@@ -24,10 +25,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Grid:
-    """One `benchmark.run` selection an artefact needs (the other flags come from the user).
+    """One selection an artefact needs (seeds, hyperparameters and how jobs run come from the user).
 
-    `methods` None: the artefact's methods. `eps` None: the profile's table eps; "grid": its whole eps
-    grid. `models` None: the profile's model; "light": each of the profile's lighter backbones."""
+    `methods` None: the artefact's methods. `attacks`: a comma list of attack names, or none. `eps` None: the
+    profile's table eps; "grid": its whole eps grid; else a comma list. `models` None: the profile's model;
+    "light": each of the profile's lighter backbones."""
 
     methods: tuple[str, ...] | None = None
     domains: str = "all"
@@ -38,18 +40,20 @@ class Grid:
     eps: str | None = None
     models: str | None = None
 
-    def argvs(self, profile: Profile, methods: Sequence[str]) -> list[list[str]]:
-        """The run flags of this grid (one argument list per backbone)."""
+    def selections(self, profile: Profile, methods: Sequence[str]) -> list[Selection]:
+        """This grid under `profile` (one selection per backbone)."""
         if self.eps == "grid":
-            eps = ",".join(f"{e:g}" for e in profile.eps_grid)
+            eps = profile.eps_grid
         else:
-            eps = self.eps if self.eps is not None else f"{profile.table_eps:g}"
-        datasets = profile.datasets[:1] if self.first_dataset_only else profile.datasets
-        argv = ["--methods", ",".join(self.methods or methods), "--datasets", ",".join(datasets),
-                "--domains", self.domains, "--attacks", self.attacks, "--eps", eps]
+            eps = parse_eps(self.eps) if self.eps is not None else (profile.table_eps,)
+        attacks = () if self.attacks.strip() == "none" else tuple(
+            dict.fromkeys(name.strip() for name in self.attacks.split(",") if name.strip()))
+        selection = Selection(profile=profile, datasets=profile.datasets[:1] if self.first_dataset_only
+                              else profile.datasets, domains=self.domains, methods=tuple(self.methods or methods),
+                              seeds=profile.seeds, attacks=attacks, eps=eps)
         if self.models == "light":
-            return [[*argv, "--model", model] for model in profile.light_models]
-        return [argv]
+            return [replace(selection, profile=replace(profile, model=model)) for model in profile.light_models]
+        return [selection]
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,9 @@ class Artefact:
         """The methods to draw: the user's --methods where this artefact takes them, else its own."""
         return tuple(request.methods) if self.custom_methods and request.methods else self.methods
 
-    def runs(self, profile: Profile) -> list[list[str]]:
-        """Every `benchmark.run` argument list this artefact needs under `profile`."""
-        return [argv for grid in self.grids for argv in grid.argvs(profile, self.methods)]
+    def selections(self, profile: Profile) -> list[Selection]:
+        """Every selection this artefact needs under `profile`."""
+        return [selection for grid in self.grids for selection in grid.selections(profile, self.methods)]
 
 
 ARTEFACTS: Registry[Artefact] = Registry("artefact")

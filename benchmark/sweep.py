@@ -37,25 +37,21 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import PROFILES, Profile
-from benchmark.data import DATASETS, resolve_domains
-from benchmark.grid import estimate_seconds, make_plan, pretraining_seconds
-from benchmark.jobs import EvalJob, TrainJob
-from benchmark.launchers import LAUNCHERS
-from benchmark.registry import UserError, parse_names, report
-from benchmark.run import (
-    _one_line_warning,
+from benchmark.arguments import (
     add_launch_arguments,
     add_profile_arguments,
-    check_data,
-    launch_options,
-    parse_seeds,
-    planned_time,
-    pretrain_once,
+    launch_from_args,
+    one_line_warning,
     profile_from_args,
-    resolve_workers,
     run_plugins,
 )
+from benchmark.config import PROFILES, Profile
+from benchmark.data import DATASETS, resolve_domains
+from benchmark.execute import execute
+from benchmark.grid import Plan
+from benchmark.jobs import EvalJob, TrainJob
+from benchmark.registry import UserError, parse_names, report
+from benchmark.selection import parse_seeds
 from benchmark.store import Store, atomic_write_bytes
 from benchmark.tables import markdown_table
 from benchmark.tuned import tuned_path
@@ -233,24 +229,18 @@ def main(argv: list[str] | None = None) -> int:
         datasets = tuple(parse_names(args.datasets, DATASETS)) if args.datasets else profile.datasets
         methods = tuple(parse_names(args.methods, METHODS))
         seeds = parse_seeds(args.seeds) if args.seeds is not None else (0,)
-        launcher = LAUNCHERS.get(args.launcher)
-        workers = resolve_workers(args)
-        check_data(datasets, args, profile)
-        planned = plan_trials(profile, datasets, methods, args.trials, seeds)
         store = sweep_store(args.results_dir, profile)
-        plan = make_plan([job for _, job in planned], str(store.root.parent))
-        seconds, _ = estimate_seconds(plan, str(store.root.parent), data_root=args.data_root, device=args.device)
-        first = pretraining_seconds([profile]) if plan.pending else 0.0
-        print(f"sweep plan: {len(methods)} methods x {len(datasets)} datasets x {args.trials} trials x "
-              f"{len(seeds)} seeds = {len(planned)} jobs ({profile.name} profile): {len(plan.done)} done, "
-              f"{len(plan.pending)} to run; " + planned_time(seconds, len(plan.pending), workers, args.launcher,
-                                                          first=first))
+        launch = launch_from_args(args, plugins, results_dir=str(store.root.parent), stop_on_divergence=True)
+        planned = plan_trials(profile, datasets, methods, args.trials, seeds)
+
+        def headline(plan: Plan) -> str:
+            return (f"sweep plan: {len(methods)} methods x {len(datasets)} datasets x {args.trials} trials x "
+                    f"{len(seeds)} seeds = {len(planned)} jobs ({profile.name} profile): {len(plan.done)} done, "
+                    f"{len(plan.pending)} to run")
+
+        execute([job for _, job in planned], launch, headline=headline)
         if args.dry_run:
             return 0
-        if plan.pending:
-            pretrain_once(profile, args.device)
-            launcher(plan.pending, launch_options(args, plugins, results_dir=str(store.root.parent),
-                                                  stop_on_divergence=True))
         rows = trial_rows(planned, store)
         chosen = select(rows)
         for path in write_report(rows, chosen, store.root, profile, args.trials, seeds):
@@ -268,5 +258,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    warnings.formatwarning = _one_line_warning
+    warnings.formatwarning = one_line_warning
     raise SystemExit(main())

@@ -177,13 +177,13 @@ def test_artefacts_declare_their_grids_once():
     assert artefact_order() == ["table1", "table2", "table3", "table4", "table5", "fig2", "fig3", "fig4", "fig5",
                                 "claims"]
     quick = PROFILES.get("quick")
-    fig3 = ARTEFACTS.get("fig3").runs(quick)
-    assert fig3[0][:2] == ["--methods", ",".join((*MAIN_METHODS, "at"))]
-    assert fig3[1][-2:] == ["--model", "cnn_small"] and fig3[1][1] == "egat"
-    fig2 = ARTEFACTS.get("fig2").runs(quick)[0]
-    assert fig2[fig2.index("--eps") + 1] == "0,0.01,0.02,0.03,0.04,0.06,0.08,0.1"
-    assert fig2[fig2.index("--attacks") + 1] == "fgsm,mifgsm,pgd,sca"
-    assert ARTEFACTS.get("claims").runs(quick) == []
-    table_runs = {tuple(argv) for name in ("table1", "table4", "table5", "fig3", "fig5")
-                  for argv in ARTEFACTS.get(name).runs(quick)[:1]}
-    assert {argv[argv.index("--attacks") + 1] for argv in table_runs} == {"pgd,aa"}  # one eval job per model
+    fig3 = ARTEFACTS.get("fig3").selections(quick)
+    assert fig3[0].methods == (*MAIN_METHODS, "at") and fig3[0].profile == quick
+    assert fig3[1].profile.model == "cnn_small" and fig3[1].methods == ("egat",)
+    fig2 = ARTEFACTS.get("fig2").selections(quick)[0]
+    assert fig2.eps == (0, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
+    assert fig2.attacks == ("fgsm", "mifgsm", "pgd", "sca")
+    assert ARTEFACTS.get("claims").selections(quick) == []
+    table_runs = [selection for name in ("table1", "table4", "table5", "fig3", "fig5")
+                  for selection in ARTEFACTS.get(name).selections(quick)[:1]]
+    assert {selection.attacks for selection in table_runs} == {("pgd", "aa")}  # one eval job per model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data import card
+from benchmark import cards
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ROOT / "results" / "cards"
@@ -18,13 +18,13 @@ CARDS = ROOT / "results" / "cards"
 def test_committed_card_meets_every_band(dataset):
     path = CARDS / f"{dataset}.json"
     committed = json.loads(path.read_text())
-    assert committed["generator_version"] == card.synthetic.GENERATOR_VERSION, "the card is of another generator"
+    assert committed["generator_version"] == cards.synthetic.GENERATOR_VERSION, "the card is of another generator"
     failing = [b for b in committed["bands"] if not b["pass"]]
     assert not failing, failing
     # the bands' verdicts follow from their values (nobody edited a verdict by hand)
-    rules = {name: test for name, _, _, test in card.BANDS}
+    rules = {name: test for name, _, _, test in cards.BANDS}
     assert all(rules[b["band"]](b["value"]) == b["pass"] for b in committed["bands"])
-    assert (CARDS / f"{dataset}.md").read_text() == card.card_markdown(committed) and not committed["partial"]
+    assert (CARDS / f"{dataset}.md").read_text() == cards.card_markdown(committed) and not committed["partial"]
     assert all(row["test"]["images"] >= 1000 for row in committed["domains"])
 
 
@@ -34,17 +34,17 @@ def test_card_is_remade_identically(tmp_path, capsys):
     import shutil
 
     args = ["--dataset", "shapes", "--steps", "3", "--seeds", "0", "--domains", "2", "--no-pretrained", "--out"]
-    assert card.main([*args, str(tmp_path / "a")]) == 0
+    assert cards.main([*args, str(tmp_path / "a")]) == 0
     shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")
-    assert card.main([*args, str(tmp_path / "b")]) == 0
+    assert cards.main([*args, str(tmp_path / "b")]) == 0
     for name in ("shapes.json", "shapes.md"):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
     made = json.loads((tmp_path / "a" / "shapes.json").read_text())
     assert [row["domain"] for row in made["domains"]] == ["scene"] and made["partial"]
     assert made["domains"][0]["stress"] and made["models"]["steps"] == 3
-    assert {b["band"] for b in made["bands"]} == {name for name, *_ in card.BANDS}
+    assert {b["band"] for b in made["bands"]} == {name for name, *_ in cards.BANDS}
 
 
 def test_card_of_a_folder_dataset_is_a_clear_error(tmp_path, capsys):
-    assert card.main(["--dataset", "vlcs", "--out", str(tmp_path)]) == 2
+    assert cards.main(["--dataset", "vlcs", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: cards are made for the built-in benchmarks")

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from benchmark import run
+from benchmark.arguments import one_line_warning
 
 RUN = [sys.executable, "-m", "benchmark.run"]
 
@@ -31,7 +32,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def _show_one_line(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(run._one_line_warning(message, category, filename, lineno, line))
+    sys.stderr.write(one_line_warning(message, category, filename, lineno, line))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.config import PROFILES
 from benchmark.fingerprint import record_is_current
 from benchmark.render import render
-from benchmark.reproduce import grids_of, has_pending
+from benchmark.reproduce import grids_of, has_pending, run_flags
 from benchmark.results import Results
 from benchmark.store import Store
 
@@ -34,8 +34,9 @@ def test_no_committed_record_is_stale():
 
 def test_every_artefacts_grid_is_done_in_the_committed_store():
     """What `./reproduce.sh all` on a fresh clone relies on to train nothing and only re-render."""
-    pending = [" ".join(argv) for argv in grids_of(artefact_order(), PROFILES.get("quick"))
-               if has_pending(["--profile", "quick", "--results-dir", str(COMMITTED.parent), *argv])]
+    quick = PROFILES.get("quick")
+    pending = [run_flags(selection, quick) for selection in grids_of(artefact_order(), quick)
+               if has_pending(selection, str(COMMITTED.parent))]
     assert not pending, f"grids with jobs to run: {pending}; {REGENERATE}"
 
 

@@ -7,7 +7,8 @@ import torch
 
 from attacks import ATTACKS
 from benchmark.config import PROFILES
-from benchmark.grid import Plan, estimate_seconds
+from benchmark.estimate import estimate_seconds
+from benchmark.grid import Plan
 from benchmark.jobs import EvalJob, make_train_job, transfer_source_for
 from benchmark.store import Store
 
@@ -68,9 +69,8 @@ def test_methods_without_finished_jobs_are_probed_or_listed(tmp_path):
 def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs_nothing(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from benchmark.grid import pretraining_seconds
+    from benchmark.estimate import planned_time, pretraining_seconds
     from benchmark.pretrain import DEFAULT_CONFIG, pretrained_path
-    from benchmark.run import planned_time
 
     monkeypatch.setenv("EGAT_BENCH_CACHE", str(tmp_path))
     threads = torch.get_num_threads()

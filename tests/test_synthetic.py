@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from benchmark.cards import cue_class, guide_mask_correlation
 from benchmark.data import iterate, load_benchmark
-from benchmark.data.card import cue_class, guide_mask_correlation
 from benchmark.data.synthetic import (
     DIGIT_DOMAINS,
     ENV_AGREEMENT,

@@ -1,7 +1,7 @@
 """The benchmark card of a built-in benchmark: what its data is, measured, and whether it is a valid stand-in.
 
-Usage: python -m benchmark.data.card --dataset shapes|digits [--out results/cards] [--seeds 0,1,2]
-                                     [--steps N] [--workers N] [--domains all|0,2] [--no-pretrained]
+Usage: python -m benchmark.cards --dataset shapes|digits [--out results/cards] [--seeds 0,1,2]
+                                 [--steps N] [--workers N] [--domains all|0,2] [--no-pretrained]
 
 Writes `<out>/<dataset>.json` and `<out>/<dataset>.md`. Per domain, on its validation and test splits:
 class balance, object area, the spurious cue's amplitude (the L-inf distance between an image and its
@@ -37,12 +37,13 @@ from torch.utils.data import Subset
 from benchmark.config import PROFILES, Profile
 from benchmark.data import synthetic
 from benchmark.data.base import ArrayDataset, load_benchmark, split_indices
-from benchmark.grid import Selection, build_jobs, make_plan
+from benchmark.execute import Launch, execute, pretrain_once
+from benchmark.grid import build_jobs
 from benchmark.jobs import TrainJob, new_model, resolve_device
-from benchmark.launchers import LAUNCHERS, LaunchOptions
+from benchmark.launchers import LaunchOptions
 from benchmark.numerics import job_numerics
 from benchmark.registry import UserError, report
-from benchmark.run import pretrain_once
+from benchmark.selection import Selection
 from benchmark.store import Store
 from benchmark.train import accuracy, seed_everything, train
 from methods import METHODS
@@ -161,10 +162,7 @@ def quick_erm(dataset: str, out: Path, run: ModelRun) -> dict[str, dict[str, lis
     jobs = build_jobs(Selection(profile=run.profile, datasets=(dataset,), domains=run.domains, methods=("erm",),
                                 seeds=run.seeds, attacks=("pgd",), eps=(CARD_EPS,)))
     results = str(out / "store")
-    plan = make_plan(jobs, results)
-    if plan.pending:
-        launcher = "processes" if run.workers > 1 else "local"
-        LAUNCHERS.get(launcher)(plan.pending, LaunchOptions(results, None, "cpu", run.workers))
+    execute(jobs, Launch("processes" if run.workers > 1 else "local", LaunchOptions(results, None, "cpu", run.workers)))
     found: dict[str, dict[str, list[float]]] = {}
     for job in jobs:
         m = Store(results, run.profile.name).read("eval", job.key)["metrics"]
@@ -188,7 +186,7 @@ def make_card(dataset: str, out: Path, run: ModelRun) -> dict[str, Any]:
         raise UserError(f"cards are made for the built-in benchmarks; valid choices: {', '.join(synthetic.GENERATORS)}")
     bench = load_benchmark(dataset)
     k = bench.num_classes
-    pretrain_once(run.profile, "cpu")  # here, so that a log gets no progress bar (benchmark/run.py)
+    pretrain_once(run.profile, "cpu")  # here, so that a log gets no progress bar (benchmark/execute.py)
     erm = quick_erm(dataset, out, run)
     domains = []
     for d, domain in enumerate(bench.domains):
@@ -285,7 +283,7 @@ def write_card(card: dict[str, Any], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark.data.card", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmark.cards", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", type=Path, default=Path("results/cards"))
     p.add_argument("--seeds", default="0,1,2")

@@ -1,0 +1,190 @@
+"""The plan's time estimate: seconds its pending jobs should take, from the store's finished jobs of the same
+methods, a short probe on this machine for a method with none, and the synthetic pretraining not cached yet."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from statistics import median_high
+
+import torch
+import torch.nn.functional as F
+
+from attacks import ATTACKS
+from benchmark.config import Profile
+from benchmark.data import iterate
+from benchmark.data.base import SPLIT_FRACTIONS
+from benchmark.data.synthetic import IMAGES_PER_DOMAIN
+from benchmark.grid import Plan
+from benchmark.jobs import TrainJob, benchmark_for, new_method, resolve_device, trained_current
+from benchmark.models import build_model
+from benchmark.numerics import job_numerics
+from benchmark.pretrain import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
+from benchmark.store import Store
+from benchmark.train import to_device, training_step
+
+#: training steps a probe runs for a method without finished jobs (the first is warm-up)
+PROBE_STEPS = 3
+#: pretraining steps (the first is warm-up) and corpus images timed when a pretrained backbone is not cached yet
+PRETRAIN_PROBE_STEPS = 4
+PRETRAIN_PROBE_IMAGES = 400
+
+#: the gradient-masking probe's attacks in PGD-10 units on the whole test split: PGD-10 at large_eps and the
+#: transferred PGD-10 (its white-box twin is the grid's)
+MASKING_PROBE_COST = 2.0
+#: on a profile's first `probe_images`: three PGD-10 runs, as a share of the built-in benchmarks' test split
+PROBE_RUNS_ON_IMAGES = 3
+BUILT_IN_TEST_IMAGES = round(SPLIT_FRACTIONS[2] * IMAGES_PER_DOMAIN)
+
+
+def masking_probe_cost(profile: Profile) -> float:
+    """The masking probe's cost in PGD-10 units (a PGD-10 over the whole test split = 1)."""
+    if profile.probe_images is None:
+        return MASKING_PROBE_COST
+    return min(MASKING_PROBE_COST, PROBE_RUNS_ON_IMAGES * profile.probe_images / BUILT_IN_TEST_IMAGES)
+
+
+def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile) -> float:
+    """Relative evaluation cost: one unit for the clean and explanation metrics plus each attack's cost (PGD-10 = 1;
+    the profile's where it sets the attack's parameters, else the declared one) per eps > 0, plus the masking
+    probe when an attack runs (an attack no longer registered, in an old record, counts as PGD-10)."""
+    def cost_of(attack: str) -> float:
+        if attack in profile.attack_settings:
+            return profile.attack_settings[attack].cost
+        return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
+
+    attacked = sum(1 for e in eps if e > 0)
+    return 1 + sum(map(cost_of, attacks)) * attacked + (masking_probe_cost(profile) if attacks and attacked else 0.0)
+
+
+def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:
+    """Per method with finished jobs: median evaluation seconds per cost unit and training seconds per step."""
+    evals: dict[str, list[float]] = defaultdict(list)
+    trains: dict[str, list[float]] = defaultdict(list)
+    for r in store.records("eval"):
+        evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"],
+                                                                  profile))
+    for r in store.records("train"):
+        trains[r["method"]].append(r["total_time_s"] / r["config"]["steps"])
+    return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
+
+
+def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") -> tuple[float, float]:
+    """Measure a method here when no finished job can tell: (evaluation seconds per cost unit, training
+    seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and one
+    input-gradient pass over a test batch, scaled to PGD over the whole test split; under the numerics
+    every job runs with (one thread: benchmark/numerics.py)."""
+    with job_numerics(resolve_device(device)):
+        return _probe(job, data_root, device)
+
+
+def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, float]:
+    profile, dev = job.profile, resolve_device(device)
+    bench = benchmark_for(job, data_root)
+    domain = bench.domain(job.domain)
+    method = new_method(replace(job, profile=replace(profile, pretrained=False)), bench)  # timing, not weights
+    model = method.model.to(dev)
+    method.extra.to(dev)
+    optimizer = torch.optim.Adam(method.parameters(), lr=profile.lr)
+    batch = to_device(next(iterate(domain.train, profile.batch_size)), dev)
+    times = []
+    for step in range(1, PROBE_STEPS + 1):
+        start = time.perf_counter()
+        training_step(method, optimizer, batch, step, seed=job.seed)
+        times.append(time.perf_counter() - start)
+    test = to_device(next(iterate(domain.test, profile.eval_batch_size)), dev)
+    model.eval()
+    start = time.perf_counter()
+    x = test["x"].clone().requires_grad_(True)
+    torch.autograd.grad(F.cross_entropy(model(x), test["y"]), x)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    batches = math.ceil(len(domain.test) / len(x))
+    eval_per_unit = (time.perf_counter() - start) * batches * (profile.attack_steps + 1)
+    return eval_per_unit, median_high(times[1:])
+
+
+def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
+                     probe: bool = True) -> tuple[float, list[str]]:
+    """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method)
+    in the store, scaled by training steps and by the number of attacks x eps. Methods with no finished
+    job are timed by `probe_timing` on their first pending job (or, with
+    probe=False, left out); returns the total and the probed (or left-out) methods."""
+    timings: dict[str, dict[str, tuple[float, float]]] = {}
+    total, untimed = 0.0, set()
+    pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
+    for job, needs_training in pending:
+        profile, method = job.train.profile, job.train.method
+        if profile.name not in timings:  # read each profile's records once
+            timings[profile.name] = _method_timings(Store(results_dir, profile.name), profile)
+        if method not in timings[profile.name]:
+            untimed.add(method)
+            if not probe:
+                continue
+            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
+        eval_per_unit, train_per_step = timings[profile.name][method]
+        total += eval_per_unit * _attack_cost(job.attacks, job.eps, profile)
+        if needs_training:
+            total += train_per_step * profile.steps
+    total += _source_training_seconds(plan, results_dir, timings)
+    return total, sorted(untimed)
+
+
+def _source_training_seconds(plan: Plan, results_dir: str, timings: dict[str, dict[str, tuple[float, float]]]
+                             ) -> float:
+    """Training seconds of the masking probe's ERM sources that no pending job of the plan trains itself."""
+    planned = {job.train.key for job in plan.to_train}
+    sources = {job.transfer_source.key: job.transfer_source for job in plan.pending
+               if job.probes_masking and job.transfer_source is not None}
+    total = 0.0
+    for key, source in sources.items():
+        profile = source.profile
+        if key in planned or trained_current(source, Store(results_dir, profile.name)):
+            continue
+        timing = timings.get(profile.name, {}).get(source.method)
+        if timing is not None:
+            total += timing[1] * profile.steps
+    return total
+
+
+def pretraining_seconds(profiles: Sequence[Profile]) -> float:
+    """Seconds the synthetic pretraining of the profiles' models will take before the jobs start (it runs once, in
+    the launching process: benchmark/execute.py pretrain_once), 0 for a backbone already cached. Timed here like
+    the jobs' probe: a small corpus and PRETRAIN_PROBE_STEPS steps of the model, scaled to the declared corpus
+    and steps (benchmark/pretrain.py DEFAULT_CONFIG), under the jobs' numerics."""
+    config, total = DEFAULT_CONFIG, 0.0
+    models = {p.model for p in profiles if uses_synthetic_pretraining(p) and not pretrained_path(p.model).is_file()}
+    for model in sorted(models):
+        with job_numerics("cpu"), torch.random.fork_rng(devices=[]):  # timing only: the global RNG is left alone
+            start = time.perf_counter()
+            make_corpus(PRETRAIN_PROBE_IMAGES, classes=config.classes, seed=config.seed)
+            corpus = (time.perf_counter() - start) * (config.images + config.held_out) / PRETRAIN_PROBE_IMAGES
+            net = build_model(model, num_classes=config.classes, dropout=0.0).train()
+            optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+            x = torch.rand(config.batch_size, 3, 32, 32)
+            y = torch.arange(config.batch_size) % config.classes
+            times = []
+            for _ in range(PRETRAIN_PROBE_STEPS):
+                start = time.perf_counter()
+                loss = F.cross_entropy(net(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                times.append(time.perf_counter() - start)
+        total += corpus + median_high(times[1:]) * config.steps
+    return total
+
+
+def planned_time(seconds: float, pending: int, workers: int, launcher: str, *, first: float = 0.0) -> str:
+    """The plan's time estimate: on one worker, and spread over the workers the launcher will use; `first`:
+    seconds of work done here before any job starts (a pretraining not cached yet), counted in both."""
+    used = max(1, min(workers, pending))
+    text = f"estimated {(first + seconds) / 60:.1f} min on one worker"
+    before = f" (including {first / 60:.1f} min of pretraining first: not cached)" if first else ""
+    if launcher == "local":
+        return text + " (launcher local: one job at a time in this process)" + before
+    return (text + f", about {(first + seconds / used) / 60:.1f} min on {workers} worker{'s' * (workers > 1)} "
+            f"({launcher})" + before)

@@ -1,0 +1,121 @@
+"""Running a plan: the one path from jobs to records for the grid, the sweep, the cards and `reproduce`.
+
+`execute` checks the jobs' data, plans them against the store, prints the plan line with its estimate,
+and unless it is a dry run builds what the jobs share here and once (the synthetic pretraining, the
+attacks' resources such as SCA's DDPM), launches the pending jobs (the launcher shows the progress) and,
+for a grid, prints each job's metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from attacks import resources_of
+from benchmark.config import Profile
+from benchmark.estimate import PROBE_STEPS, estimate_seconds, planned_time, pretraining_seconds
+from benchmark.grid import Plan, make_plan
+from benchmark.jobs import EvalJob, load_dataset_for, resolve_device
+from benchmark.launchers import LAUNCHERS, LaunchOptions, on_terminal
+from benchmark.numerics import job_numerics
+from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
+from benchmark.store import Store
+
+#: where results go unless --results-dir says otherwise (the committed records live there)
+DEFAULT_RESULTS = "results"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a plan runs: the launcher's name and options; a dry run stops after the plan line."""
+
+    launcher: str
+    options: LaunchOptions
+    dry_run: bool = False
+
+
+def grid_headline(plan: Plan) -> str:
+    """`plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate, 0 to evaluate` (the grid's plan line)."""
+    jobs = plan.done + plan.pending
+    return (f"plan: {len(jobs)} jobs ({jobs[0].train.profile.name} profile): {len(plan.done)} done, "
+            f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate")
+
+
+def execute(jobs: Sequence[EvalJob], launch: Launch, *, headline: Callable[[Plan], str] = grid_headline,
+            summarize: bool = False) -> None:
+    """Run `jobs` (module docstring): `headline` starts the plan line, `summarize` prints each job's metrics at
+    the end. Bad data folders or names are a UserError before anything runs."""
+    options = launch.options
+    for dataset, profile in _datasets(jobs).items():
+        load_dataset_for(dataset, options.data_root, profile)  # so that bad data folders fail here
+    plan = make_plan(list(jobs), options.results_dir)
+    seconds, probed = estimate_seconds(plan, options.results_dir, data_root=options.data_root, device=options.device)
+    pending_profiles = _distinct(job.train.profile for job in plan.pending)
+    print(headline(plan) + "; "
+          + planned_time(seconds, len(plan.pending), options.workers, launch.launcher,
+                         first=pretraining_seconds(pending_profiles))
+          + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
+             if probed else ""))
+    if plan.done and Path(options.results_dir) == Path(DEFAULT_RESULTS):
+        print(f"{len(plan.done)} of {len(jobs)} jobs are already in {DEFAULT_RESULTS}/{jobs[0].train.profile.name}/ "
+              "(the committed records, unless you ran them here); to recompute them, pass --results-dir DIR")
+    if launch.dry_run:
+        return
+    if plan.pending:
+        for profile in pending_profiles:
+            pretrain_once(profile, options.device)
+        provide_resources(plan.pending, options)
+        LAUNCHERS.get(launch.launcher)(plan.pending, options)
+    else:
+        print("all jobs are done; nothing to run")
+    if summarize:
+        print_summary(list(jobs), options.results_dir)
+
+
+def pretrain_once(profile: Profile, device: str) -> None:
+    """The profile's synthetic pretraining, here and once (cached), so that the workers load it (a progress bar on
+    a terminal only: in a log its redraws would be thousands of carriage returns)."""
+    if uses_synthetic_pretraining(profile):
+        with job_numerics(resolve_device(device)):
+            pretrained_backbone_state(profile.model, progress=on_terminal())
+
+
+def provide_resources(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
+    """The resources of the attacks that jobs run at an eps > 0 (SCA's DDPM), built here once per dataset so that
+    the workers load them."""
+    attacked = [job for job in jobs if any(e > 0 for e in job.eps)]
+    device = resolve_device(options.device)
+    for resource in resources_of(tuple(dict.fromkeys(a for job in attacked for a in job.attacks))):
+        for dataset, profile in _datasets(attacked).items():
+            with job_numerics(device):
+                resource.provide(load_dataset_for(dataset, options.data_root, profile), device=device,
+                                 progress=on_terminal())
+
+
+def print_summary(jobs: list, results_dir: str) -> None:
+    """One line per job: cAcc, mean OOD accuracy and the attack accuracies at each eps."""
+    for job in jobs:
+        record = Store(results_dir, job.train.profile.name).read("eval", job.key)
+        m = record["metrics"]
+        ood = sum(m["ood_cAcc"].values()) / max(len(m["ood_cAcc"]), 1)
+        attacks = " ".join(f"{a}@{e}={v:.1f}" for a, by_eps in m["aAcc"].items() for e, v in by_eps.items())
+        print(f"{record['method']:>14} {record['dataset']}/{record['train_domain']} seed {record['seed']}: "
+              f"cAcc {m['cAcc']:.1f}  OOD {ood:.1f}  Comp {m['Comp']:.1f}  Suff {m['Suff']:.1f}  {attacks}")
+
+
+def _datasets(jobs: Sequence[EvalJob]) -> dict[str, Profile]:
+    """Each dataset of the jobs, in order, with the profile of its first job (the image size it is loaded at)."""
+    found: dict[str, Profile] = {}
+    for job in jobs:
+        found.setdefault(job.train.dataset, job.train.profile)
+    return found
+
+
+def _distinct(profiles: Iterable[Profile]) -> list[Profile]:
+    """The profiles, each once, in order (profiles are not hashable: they hold dicts)."""
+    found: list[Profile] = []
+    for profile in profiles:
+        if profile not in found:
+            found.append(profile)
+    return found
