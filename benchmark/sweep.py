@@ -57,7 +57,7 @@ from benchmark.run import (
     run_plugins,
 )
 from benchmark.store import Store, atomic_write_bytes
-from benchmark.tables import markdown_table
+from benchmark.tabulation import markdown_table
 from benchmark.tuned import tuned_path
 from methods import METHODS, method_hparams
 
