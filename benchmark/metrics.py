@@ -61,6 +61,17 @@ class Metric:
     #: shown on the grid's summary line (benchmark/run.py), in declaration order
     summary: bool = False
 
+    def description(self) -> str:
+        """`Comp; -100..100, higher is better; at Comp, cost 0.3x PGD-10; in table1 table4 table5` (`--list`)."""
+        if self.attack is not None:
+            source = f"{self.attack}'s accuracy at the table eps"
+        else:
+            cost = f"cost {self.cost:g}x PGD-10" if self.cost else "no cost of its own"
+            source = f"at {'.'.join(self.path)}, {cost}"
+        shown = f"; in {' '.join(self.artefacts)}" if self.artefacts else ""
+        return (f"{self.display}; {self.low:g}..{self.high:g}, {'higher' if self.higher_is_better else 'lower'} is "
+                f"better; {source}{shown}")
+
     def value(self, metrics: dict[str, Any], table_eps_label: str) -> Any:
         """Its value in an eval record's `metrics` (None where the record lacks it)."""
         path = ("aAcc", self.attack, table_eps_label) if self.attack is not None else self.path

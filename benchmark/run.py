@@ -21,12 +21,13 @@ from benchmark.explain import EXPLAINERS
 from benchmark.grid import PROBE_STEPS, Selection, build_jobs, estimate_seconds, make_plan, pretraining_seconds
 from benchmark.jobs import load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions, available_cores, on_terminal
+from benchmark.metrics import METRICS
 from benchmark.models import MODELS
 from benchmark.numerics import job_numerics
 from benchmark.plugins import load_plugins
 from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
 from benchmark.registry import UserError, parse_names, report
-from benchmark.store import Store
+from benchmark.store import Store, eps_label
 from methods import METHODS
 
 #: where results go unless --results-dir says otherwise (the committed records live there)
@@ -144,12 +145,15 @@ def planned_time(seconds: float, pending: int, workers: int, launcher: str, *, f
 
 def print_registries() -> None:
     """Every registry's names; attacks with their cost relative to PGD-10 (standard, and per profile where a
-    profile runs them with other parameters)."""
+    profile runs them with other parameters); then the metrics as declared (benchmark/metrics.py)."""
     for title, registry in REGISTRIES.items():
         if registry is ATTACKS:
             print(f"{title}: " + ", ".join(f"{name} ({attack_cost_text(name)})" for name in registry.names()))
         else:
             print(f"{title}: {', '.join(registry.names())}")
+    declared = [METRICS.get(name) for name in METRICS]
+    print("metrics: " + ", ".join(f"{m.name} ({m.description()}{'; ' + attack_cost_text(m.attack) if m.attack else ''})"
+                                  for m in declared))
 
 
 def attack_cost_text(name: str) -> str:
@@ -232,14 +236,19 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
 
 
 def print_summary(jobs: list, results_dir: str) -> None:
-    """One line per job: cAcc, mean OOD accuracy and the attack accuracies at each eps."""
+    """One line per job: the metrics declared for the summary (cAcc, Comp, Suff), mean OOD accuracy and the attack
+    accuracies at each eps."""
+    shown = [METRICS.get(name) for name in METRICS if METRICS.get(name).summary]
     for job in jobs:
         record = Store(results_dir, job.train.profile.name).read("eval", job.key)
         m = record["metrics"]
+        values = [(metric, metric.value(m, eps_label(job.train.profile.table_eps))) for metric in shown]
+        declared = "  ".join(f"{metric.display} {value:.{1 if metric.high - metric.low > 10 else 3}f}"
+                             for metric, value in values if value is not None)
         ood = sum(m["ood_cAcc"].values()) / max(len(m["ood_cAcc"]), 1)
         attacks = " ".join(f"{a}@{e}={v:.1f}" for a, by_eps in m["aAcc"].items() for e, v in by_eps.items())
         print(f"{record['method']:>14} {record['dataset']}/{record['train_domain']} seed {record['seed']}: "
-              f"cAcc {m['cAcc']:.1f}  OOD {ood:.1f}  Comp {m['Comp']:.1f}  Suff {m['Suff']:.1f}  {attacks}")
+              f"{declared}  OOD {ood:.1f}  {attacks}")
 
 
 def main(argv: list[str] | None = None) -> int:
