@@ -2,6 +2,9 @@
 explanation faithfulness, localization, stability and a sanity check (README "How robustness and
 explanations are measured").
 
+`evaluate` runs the evaluation's parts in order (benchmark/metrics.py's PARTS), each followed by the declared
+metrics computed from its shared inputs (`Evaluation`); the record's `metrics`:
+
 - cAcc: accuracy on the training domain's test split (Table I).
 - cAcc_cue_free: accuracy on the test split's cue-free twins (built-in benchmarks: the same objects with the
   spurious cue drawn independently of the class), the direct measure of reliance on the object.
@@ -10,7 +13,8 @@ explanations are measured").
   and `aa` at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
   comes from a generator seeded by the job's seed, so evaluation is reproducible. The profile may run an
   attack with other parameters than its standard ones (`Profile.attack_settings`: the quick worst case).
-- aa_stages[eps]: robust accuracy after each member of `aa` (AutoAttack's per-attack accounting).
+- aa_stages[eps]: robust accuracy after each stage of the attack that declares stages, the worst case
+  (AutoAttack's per-attack accounting; attacks/base.py `register_attack(stages=)`).
 - masking: the gradient-masking probe (benchmark/masking.py, benchmark/flags.py): zero / non-finite
   input-gradient shares; on the profile's `probe_images` first test images, PGD-10 at its `large_eps` and PGD-10
   transferred from the same dataset, domain and seed's ERM model beside white-box PGD-10 on those images; and the

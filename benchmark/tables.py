@@ -4,7 +4,9 @@ Each table is first built as a long frame with the published reference's columns
 train_domain, test_domain, method, metric) plus `mean`, `se` and `n` (seeds), so the same code (and
 claims.py) reads ours and the paper's numbers. The CSV is that frame, after `# ` lines stating
 profile, data and settings; the Markdown is the paper's layout after the same statement as a header
-paragraph. Each table is declared once, at the end of this file (benchmark/artefacts.py).
+paragraph. Each table is declared once, at the end of this file (benchmark/artefacts.py). Its metric columns
+are the metrics declared for it (benchmark/metrics.py: Tables I and IV show those naming them, Table V every one
+naming table5, plugins' included); the helpers that sweep, figures and claims share are benchmark/tabulation.py.
 
 - Table II ranks the methods of each train->test column by the displayed (2-decimal) mean,
   descending, ties sharing the best rank (competition ranking: the paper's 97.87 [2], 97.87 [2]);
