@@ -96,7 +96,7 @@ def register_metric(name: str, *, display: str, range: tuple[float, float], high
     problem = None
     if (attack is None) == (not path):
         problem = "it needs exactly one of path= (where the record keeps it) and attack= (an attack's accuracy)"
-    elif compute is not None and part not in PARTS:
+    elif (compute is not None or part is not None) and part not in PARTS:
         problem = f"compute= runs after a part of the evaluation: part= one of {', '.join(PARTS)}, got {part!r}"
     elif compute is not None and len(inspect.signature(compute).parameters) != 1:
         problem = "compute= must take one argument, the evaluation's shared inputs"

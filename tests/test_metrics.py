@@ -50,6 +50,7 @@ def test_the_worst_case_attack_is_named_only_in_its_declarations_and_the_profile
     ({}, "exactly one of path= (where the record keeps it) and attack="),
     ({"path": ("x",), "attack": "pgd"}, "exactly one of path="),
     ({"path": ("x",), "compute": lambda ev: 1.0, "part": "training"}, "part= one of clean_and_ood"),
+    ({"path": ("x",), "part": "training"}, "part= one of clean_and_ood"),
     ({"path": ("x",), "compute": lambda ev, more: 1.0, "part": "attacks"}, "must take one argument"),
     ({"path": ("x",), "range": (1, 0)}, "finite low < high"),
     ({"path": ("x",), "cost": -1.0}, "cost must be a number >= 0"),
