@@ -38,7 +38,7 @@ def _validate(eps: float, params: dict[str, Any]) -> None:
     check_count("aa", params, "n_iter", "n_targets", "n_queries", "n_restarts")
 
 
-@register_attack("aa", display="AA worst case", cost=140.0, validate=_validate)
+@register_attack("aa", display="AA worst case", cost=140.0, validate=_validate, stages=MEMBERS)
 def aa(
     model: nn.Module,
     x: Tensor,
@@ -55,7 +55,8 @@ def aa(
     """apgd-ce, then apgd-t, then square, each on the points still robust (cost: theirs on those points).
 
     When `stages` is given, it receives per member (MEMBERS) the (B,) mask of the points still robust after it
-    (AutoAttack's acc_dict); worst_case_stages reads it so that the stages come from this one implementation."""
+    (AutoAttack's acc_dict, the declared `stages`); the evaluator and worst_case_stages read it, so that the stages
+    come from this one implementation."""
     members = ((apgd_ce, {"n_iter": n_iter}), (apgd_t, {"n_iter": n_iter, "n_targets": n_targets}),
                (square, {"n_queries": n_queries}))
     x_adv = x.clone()

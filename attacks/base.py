@@ -9,10 +9,11 @@ body holds only its algorithm:
 - x must lie in [0, 1] (models normalize internally: a normalized x is a bug upstream);
 - the body runs with the model in eval mode, every submodule's own train/eval flag restored after.
 
-The declaration also says what the attack costs relative to PGD-10 (the grid's estimate) and which
-resources it needs beside the model (SCA: its dataset's DDPM). The evaluator builds each declared
-resource once per dataset and passes it by the resource's name; the eval job's config carries each
-resource's version. Adding an attack is one file with one decorated function.
+The declaration also says what the attack costs relative to PGD-10 (the grid's estimate), which
+resources it needs beside the model (SCA: its dataset's DDPM) and, for a worst case over members, the
+stages it reports (the evaluator records the robust accuracy after each: `aa_stages`). The evaluator
+builds each declared resource once per dataset and passes it by the resource's name; the eval job's
+config carries each resource's version. Adding an attack is one file with one decorated function.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class Attack:
     #: the module of its algorithm (eval records fingerprint its code: benchmark/fingerprint.py)
     module: str
     resources: tuple[Resource, ...] = ()
+    #: the stages it reports (a worst case over members: their names, in the order they run); such an attack takes
+    #: a keyword `stages`, a dict it fills per stage with the (B,) mask of the points still robust after it
+    stages: tuple[str, ...] = ()
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
                  generator: torch.Generator | None = None, **params: Any) -> Tensor:
@@ -129,22 +133,23 @@ CONTRACT = ("model", "x", "y", "eps", "generator")
 
 
 def register_attack(name: str, *, display: str, cost: float, resources: tuple[Resource, ...] = (),
-                    validate: Callable[[float, dict[str, Any]], None] | None = None
+                    validate: Callable[[float, dict[str, Any]], None] | None = None, stages: tuple[str, ...] = ()
                     ) -> Callable[[Callable[..., Tensor]], Attack]:
     """Register `body` under `name` behind the shared contract (module docstring); returns the Attack.
 
     `validate(eps, params)` checks the attack's own parameters (defaults filled in) before anything
-    runs, also at eps = 0. A body whose signature does not start with (model, x, y, eps) and take a
-    keyword `generator` and each resource by name breaks the contract: UserError."""
+    runs, also at eps = 0. `stages`: the stages the attack reports (Attack.stages). A body whose signature does
+    not start with (model, x, y, eps) and take a keyword `generator`, each resource by name and, with stages, a
+    keyword `stages` breaks the contract: UserError."""
 
     def wrap(body: Callable[..., Tensor]) -> Attack:
         signature = inspect.signature(body)
         names = list(signature.parameters)
-        needed = [*CONTRACT, *(r.name for r in resources)]
-        if names[:4] != list(CONTRACT[:4]) or any(n not in names for n in needed):
+        extra = [*(r.name for r in resources), *(["stages"] if stages else [])]
+        if names[:4] != list(CONTRACT[:4]) or any(n not in names for n in [*CONTRACT, *extra]):
             raise UserError(f"attack {name!r} breaks the attack contract: its function must take "
-                            f"({', '.join(CONTRACT[:4])}, *, generator, ...){' and ' if resources else ''}"
-                            f"{', '.join(r.name for r in resources)}; it takes ({', '.join(names)})")
+                            f"({', '.join(CONTRACT[:4])}, *, generator, ...){' and ' if extra else ''}"
+                            f"{', '.join(extra)}; it takes ({', '.join(names)})")
         if not math.isfinite(cost) or cost <= 0:
             raise UserError(f"attack {name!r} declares cost {cost!r}; it must be a positive number (PGD-10 = 1)")
 
@@ -163,7 +168,8 @@ def register_attack(name: str, *, display: str, cost: float, resources: tuple[Re
                 return body(model, x, y, eps, generator=generator, **params)
 
         run.__doc__, run.__name__ = body.__doc__, body.__name__
-        attack = Attack(name, run, display, float(cost), "steps" in names, body.__module__, tuple(resources))
+        attack = Attack(name, run, display, float(cost), "steps" in names, body.__module__, tuple(resources),
+                        tuple(stages))
         ATTACKS.add(name, attack)
         return attack
 

@@ -2,6 +2,9 @@
 explanation faithfulness, localization, stability and a sanity check (README "How robustness and
 explanations are measured").
 
+`evaluate` runs the evaluation's parts in order (benchmark/metrics.py's PARTS), each followed by the declared
+metrics computed from its shared inputs (`Evaluation`); the record's `metrics`:
+
 - cAcc: accuracy on the training domain's test split (Table I).
 - cAcc_cue_free: accuracy on the test split's cue-free twins (built-in benchmarks: the same objects with the
   spurious cue drawn independently of the class), the direct measure of reliance on the object.
@@ -10,7 +13,8 @@ explanations are measured").
   and `aa` at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
   comes from a generator seeded by the job's seed, so evaluation is reproducible. The profile may run an
   attack with other parameters than its standard ones (`Profile.attack_settings`: the quick worst case).
-- aa_stages[eps]: robust accuracy after each member of `aa` (AutoAttack's per-attack accounting).
+- aa_stages[eps]: robust accuracy after each stage of the attack that declares stages, the worst case
+  (AutoAttack's per-attack accounting; attacks/base.py `register_attack(stages=)`).
 - masking: the gradient-masking probe (benchmark/masking.py, benchmark/flags.py): zero / non-finite
   input-gradient shares; on the profile's `probe_images` first test images, PGD-10 at its `large_eps` and PGD-10
   transferred from the same dataset, domain and seed's ERM model beside white-box PGD-10 on those images; and the
@@ -28,29 +32,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from attacks.autoattack import worst_case_stages
 from attacks.base import ATTACKS, eval_mode, resources_of
 from attacks.pgd import pgd
 from benchmark.config import Profile
-from benchmark.data.base import Benchmark, iterate
+from benchmark.data.base import Benchmark, Domain, iterate
 from benchmark.explain import EXPLAINERS
 from benchmark.explanation_metrics import explanation_metrics
 from benchmark.flags import masking_flags
 from benchmark.masking import gradient_health
+from benchmark.metrics import METRICS, PARTS
 from benchmark.models import Classifier
 from benchmark.store import eps_label
 from benchmark.train import accuracy, to_device
 
 EVAL_EXPLAINER = "gradcam"
 HEATMAP_IMAGES = 6
-#: the worst-case attack whose members' stages the masking checks read (attacks/autoattack.py)
-WORST_CASE = "aa"
 
 
 def accuracy_under(model: Classifier, batches: list[dict[str, Tensor]], craft: Callable[[Tensor, Tensor], Tensor]
@@ -72,33 +77,30 @@ def _generator(batches: list[dict[str, Tensor]], seed: int) -> torch.Generator:
 
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
                          steps: int, seed: int, resources: dict[str, Any] | None = None,
-                         params: dict[str, Any] | None = None) -> float:
+                         params: dict[str, Any] | None = None, stages: dict[str, float] | None = None) -> float:
     """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode). The attack gets
     `steps` if it takes them, each resource it declares from `resources` (by name, e.g. SCA's DDPM), and
-    `params` (a profile's attack settings)."""
+    `params` (a profile's attack settings). Given `stages`, an attack that declares stages (the worst case `aa`)
+    fills it with the robust accuracy (%) after each of its stages (cumulative, AutoAttack's accounting)."""
     spec = ATTACKS.get(attack)
     generator = _generator(batches, seed)
     params = {**({"steps": steps} if spec.takes_steps else {}), **(params or {})}
     params.update({r.name: (resources or {}).get(r.name) for r in spec.resources})
-    return accuracy_under(model, batches, lambda x, y: spec(model, x, y, eps, generator=generator, **params))
-
-
-def worst_case_accuracy(model: Classifier, batches: list[dict[str, Tensor]], eps: float, *, seed: int,
-                        params: dict[str, Any] | None = None) -> tuple[float, dict[str, float]]:
-    """Accuracy (%) under `aa` at `eps`, and the robust accuracy after each of its members (cumulative), with
-    the generator seeded as `adversarial_accuracy` seeds it (so the first number is that function's)."""
-    generator = _generator(batches, seed)
+    if stages is None:
+        return accuracy_under(model, batches, lambda x, y: spec(model, x, y, eps, generator=generator, **params))
     robust: dict[str, int] = {}
 
     def craft(x: Tensor, y: Tensor) -> Tensor:
-        x_adv, stages = worst_case_stages(model, x, y, eps, generator=generator, **(params or {}))
-        for member, still in stages.items():
-            robust[member] = robust.get(member, 0) + still.sum().item()
+        still_robust: dict[str, Tensor] = {}
+        x_adv = spec(model, x, y, eps, generator=generator, stages=still_robust, **params)
+        for stage, still in still_robust.items():
+            robust[stage] = robust.get(stage, 0) + still.sum().item()
         return x_adv
 
     acc = accuracy_under(model, batches, craft)
     total = sum(len(batch["y"]) for batch in batches)
-    return acc, {member: 100.0 * count / total for member, count in robust.items()}
+    stages.update({stage: 100.0 * count / total for stage, count in robust.items()})
+    return acc
 
 
 def transfer_accuracy(source: Classifier, target: Classifier, batches: list[dict[str, Tensor]], eps: float, *,
@@ -127,56 +129,116 @@ def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, 
             "pred_clean": pred_clean.tolist(), "pred_adv": pred_adv.tolist()}
 
 
+@dataclass
+class Evaluation:
+    """The shared inputs every metric is computed from (benchmark/metrics.py), and the record being built."""
+
+    model: Classifier
+    domain: Domain
+    bench: Benchmark
+    profile: Profile
+    seed: int
+    device: torch.device
+    attacks: tuple[str, ...]
+    eps: tuple[float, ...]
+    progress: bool
+    resources: dict[str, Any]
+    transfer_source: Classifier | None
+    #: the eval record's `metrics` so far (each part and metric adds to it)
+    metrics: dict = field(default_factory=dict)
+
+    def accuracy(self, split: Dataset) -> float:
+        """Clean accuracy (%) of the model on a split."""
+        return accuracy(self.model, split, batch_size=self.profile.eval_batch_size, device=self.device)
+
+    @cached_property
+    def test_batches(self) -> list[dict[str, Tensor]]:
+        """The training domain's test split in evaluation batches, on the device (loaded once)."""
+        return [to_device(b, self.device) for b in iterate(self.domain.test, self.profile.eval_batch_size)]
+
+
+def clean_and_ood(ev: Evaluation) -> None:
+    """Accuracy on every other domain, whole (cAcc and the cue-free twins' are declared metrics)."""
+    ev.metrics["ood_cAcc"] = {other.name: ev.accuracy(other.full) for other in ev.bench.domains
+                              if other.name != ev.domain.name}
+
+
+def attack_grid(ev: Evaluation) -> None:
+    """Accuracy under each attack at each eps (`aAcc`), and the stages of the attacks that declare stages."""
+    grid = [(attack, e) for attack in ev.attacks for e in ev.eps]
+    ev.metrics["aAcc"] = {attack: {} for attack in ev.attacks}
+    for attack, e in tqdm(grid, desc="attacks", disable=not ev.progress or not grid, leave=False):
+        stages = {} if ATTACKS.get(attack).stages and e > 0 else None
+        ev.metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
+            ev.model, ev.test_batches, attack, e, steps=ev.profile.attack_steps, seed=ev.seed,
+            resources=ev.resources, params=ev.profile.attack_params(attack), stages=stages)
+        if stages is not None:
+            ev.metrics.setdefault("aa_stages", {})[eps_label(e)] = stages
+
+
+def masking(ev: Evaluation) -> None:
+    """The gradient-masking probe, whenever an attack ran at an eps > 0."""
+    if ev.attacks and any(e > 0 for e in ev.eps):
+        ev.metrics["masking"] = masking_probe(ev.model, ev.test_batches, ev.metrics, profile=ev.profile, seed=ev.seed,
+                                              transfer_source=ev.transfer_source)
+
+
+def explanations(ev: Evaluation) -> None:
+    """The explanation pass: faithfulness, calibration, localization, stability and randomization over the same maps."""
+    ev.metrics.update(explanation_metrics(ev.model, ev.test_batches, limit=ev.profile.faithfulness_images,
+                                          eps=ev.profile.table_eps, attack_steps=ev.profile.attack_steps,
+                                          seed=ev.seed, explainer=EVAL_EXPLAINER))
+
+
+def heatmaps(ev: Evaluation) -> None:
+    """Fig. 4's maps."""
+    ev.metrics["heatmaps"] = heatmap_samples(ev.model, ev.test_batches[0], ev.profile.table_eps,
+                                             steps=ev.profile.attack_steps, seed=ev.seed)
+
+
+#: each part of the evaluation (benchmark/metrics.py's PARTS, in that order) and what it computes itself
+PART_RUNNERS: dict[str, Callable[[Evaluation], None]] = {
+    "clean_and_ood": clean_and_ood, "attacks": attack_grid, "masking_probe": masking, "explanations": explanations,
+    "heatmaps": heatmaps,
+}
+
+
 def evaluate(model: Classifier, bench: Benchmark, train_domain: str, *, attacks: tuple[str, ...],
              eps: tuple[float, ...], profile: Profile, seed: int, device: torch.device,
              progress: bool = True, resources: dict[str, Any] | None = None,
              transfer_source: Classifier | None = None) -> dict:
-    """All metrics of one trained model as the eval record's `metrics` dict. The resources the attacks declare
-    (SCA's DDPM) are built by their providers (loaded, or trained once and cached) unless given by name.
-    `transfer_source` (the same dataset, domain and seed's ERM model; None for ERM itself) crafts the masking
-    probe's transfer attack; the probe runs whenever an attack runs at an eps > 0."""
+    """All metrics of one trained model as the eval record's `metrics` dict: the parts of the evaluation in order
+    (PARTS), each followed by the declared metrics it is the shared input of (benchmark/metrics.py), written at their
+    paths. The resources the attacks declare (SCA's DDPM) are built by their providers (loaded, or trained once and
+    cached) unless given by name. `transfer_source` (the same dataset, domain and seed's ERM model; None for ERM
+    itself) crafts the masking probe's transfer attack; the probe runs whenever an attack runs at an eps > 0."""
     resources = dict(resources or {})
     if any(e > 0 for e in eps):
         for resource in resources_of(attacks):
             if resource.name not in resources:
                 resources[resource.name] = resource.provide(bench, device=device, progress=progress)
     model.eval()
-    domain = bench.domain(train_domain)
-    batch_size = profile.eval_batch_size
+    ev = Evaluation(model, bench.domain(train_domain), bench, profile, seed, device, attacks, eps, progress, resources,
+                    transfer_source)
     clock = PartClock()
-    metrics: dict = {
-        "cAcc": accuracy(model, domain.test, batch_size=batch_size, device=device),
-        **({} if domain.cue_free is None else {
-            "cAcc_cue_free": accuracy(model, domain.cue_free, batch_size=batch_size, device=device)}),
-        "ood_cAcc": {other.name: accuracy(model, other.full, batch_size=batch_size, device=device)
-                     for other in bench.domains if other.name != train_domain},
-    }
-    clock.lap("clean_and_ood")
-    test_batches = [to_device(b, device) for b in iterate(domain.test, batch_size)]
-    grid = [(attack, e) for attack in attacks for e in eps]
-    metrics["aAcc"] = {attack: {} for attack in attacks}
-    for attack, e in tqdm(grid, desc="attacks", disable=not progress or not grid, leave=False):
-        params = profile.attack_params(attack)
-        if attack == WORST_CASE and e > 0:
-            acc, stages = worst_case_accuracy(model, test_batches, e, seed=seed, params=params)
-            metrics.setdefault("aa_stages", {})[eps_label(e)] = stages
-        else:
-            acc = adversarial_accuracy(model, test_batches, attack, e, steps=profile.attack_steps, seed=seed,
-                                       resources=resources, params=params)
-        metrics["aAcc"][attack][eps_label(e)] = acc
-    clock.lap("attacks")
-    if any(e > 0 for _, e in grid):
-        metrics["masking"] = masking_probe(model, test_batches, metrics, profile=profile, seed=seed,
-                                           transfer_source=transfer_source)
-    clock.lap("masking_probe")
-    metrics.update(explanation_metrics(model, test_batches, limit=profile.faithfulness_images, eps=profile.table_eps,
-                                       attack_steps=profile.attack_steps, seed=seed, explainer=EVAL_EXPLAINER))
-    clock.lap("explanations")
-    metrics["heatmaps"] = heatmap_samples(model, test_batches[0], profile.table_eps, steps=profile.attack_steps,
-                                          seed=seed)
-    clock.lap("heatmaps")
-    metrics["eval_parts_s"] = clock.parts
-    return metrics
+    for part in PARTS:
+        PART_RUNNERS[part](ev)
+        for name in METRICS:
+            metric = METRICS.get(name)
+            if metric.part == part and metric.compute is not None:
+                _put(ev.metrics, metric.path, metric.compute(ev))
+        clock.lap(part)
+    ev.metrics["eval_parts_s"] = clock.parts
+    return ev.metrics
+
+
+def _put(metrics: dict, path: tuple[str, ...], value: Any) -> None:
+    """Write `value` at `path` of the record's metrics (nothing for None: the metric does not apply)."""
+    if value is None:
+        return
+    for name in path[:-1]:
+        metrics = metrics.setdefault(name, {})
+    metrics[path[-1]] = value
 
 
 class PartClock:

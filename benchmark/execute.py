@@ -18,9 +18,10 @@ from benchmark.estimate import PROBE_STEPS, estimate_seconds, planned_time, pret
 from benchmark.grid import Plan, make_plan
 from benchmark.jobs import EvalJob, load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions, on_terminal
+from benchmark.metrics import METRICS
 from benchmark.numerics import job_numerics
 from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
-from benchmark.store import Store
+from benchmark.store import Store, eps_label
 
 #: where results go unless --results-dir says otherwise (the committed records live there)
 DEFAULT_RESULTS = "results"
@@ -94,14 +95,19 @@ def provide_resources(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
 
 
 def print_summary(jobs: list, results_dir: str) -> None:
-    """One line per job: cAcc, mean OOD accuracy and the attack accuracies at each eps."""
+    """One line per job: the metrics declared for the summary (cAcc, Comp, Suff), mean OOD accuracy and the attack
+    accuracies at each eps."""
+    shown = [METRICS.get(name) for name in METRICS if METRICS.get(name).summary]
     for job in jobs:
         record = Store(results_dir, job.train.profile.name).read("eval", job.key)
         m = record["metrics"]
+        values = [(metric, metric.value(m, eps_label(job.train.profile.table_eps))) for metric in shown]
+        declared = "  ".join(f"{metric.display} {value:.{1 if metric.high - metric.low > 10 else 3}f}"
+                             for metric, value in values if value is not None)
         ood = sum(m["ood_cAcc"].values()) / max(len(m["ood_cAcc"]), 1)
         attacks = " ".join(f"{a}@{e}={v:.1f}" for a, by_eps in m["aAcc"].items() for e, v in by_eps.items())
         print(f"{record['method']:>14} {record['dataset']}/{record['train_domain']} seed {record['seed']}: "
-              f"cAcc {m['cAcc']:.1f}  OOD {ood:.1f}  Comp {m['Comp']:.1f}  Suff {m['Suff']:.1f}  {attacks}")
+              f"{declared}  OOD {ood:.1f}  {attacks}")
 
 
 def _datasets(jobs: Sequence[EvalJob]) -> dict[str, Profile]:

@@ -29,7 +29,8 @@ from benchmark.plotting import plt, save_png
 from benchmark.registry import UserError
 from benchmark.results import Results
 from benchmark.store import eps_label
-from benchmark.tables import MAIN_METHODS, OOD_METHODS, in_domain_obs
+from benchmark.tables import MAIN_METHODS, OOD_METHODS
+from benchmark.tabulation import in_domain_obs
 
 MARKERS = "osD^v<>pPX*h"
 #: Fig. 2's panels: the paper's four attacks (our worst-case attacks, attacks/apgd.py etc., are not in its figure;

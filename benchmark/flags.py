@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.metrics import METRICS
 from benchmark.store import eps_label
 
 
@@ -77,11 +78,11 @@ def _square_beats_white_box(metrics: dict[str, Any]) -> bool | None:
 
 
 def _aa_far_below_pgd(metrics: dict[str, Any], table_eps: float) -> bool | None:
-    """aa more than AA_PGD_GAP below PGD-10 at the table eps, where Table I shows them side by side (at smaller eps,
-    on the steep part of an undefended model's curve, any stronger attack gains that much without masking)."""
-    aacc = metrics.get("aAcc", {})
+    """AA (the worst case: benchmark/metrics.py) more than AA_PGD_GAP below PGD-10 at the table eps, where Table I
+    shows them side by side (at smaller eps, on the steep part of an undefended model's curve, any stronger attack
+    gains that much without masking)."""
     label = eps_label(table_eps)
-    pgd_acc, aa_acc = aacc.get("pgd", {}).get(label), aacc.get("aa", {}).get(label)
+    pgd_acc, aa_acc = (METRICS.get(name).value(metrics, label) for name in ("aAcc", "AA"))
     return None if pgd_acc is None or aa_acc is None else aa_acc < pgd_acc - AA_PGD_GAP
 
 

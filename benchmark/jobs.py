@@ -28,6 +28,7 @@ from benchmark.data import DATASETS, Benchmark, load_benchmark
 from benchmark.evaluate import evaluate
 from benchmark.explain import EXPLAINERS
 from benchmark.fingerprint import fingerprint, is_current
+from benchmark.metrics import METRICS
 from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
@@ -135,7 +136,8 @@ class EvalJob:
             config["transfer_source"] = None if self.transfer_source is None else self.transfer_source.key
         for resource in resources_of(self.attacks):  # e.g. SCA's numbers depend on the DDPM it attacks through
             config[resource.config_key] = resource.version
-        return with_plugins(config, [(ATTACKS, attack) for attack in self.attacks])
+        # every evaluation computes every declared metric, a plugin's included
+        return with_plugins(config, [*((ATTACKS, attack) for attack in self.attacks), *((METRICS, m) for m in METRICS)])
 
     @property
     def key(self) -> str:

@@ -1,7 +1,7 @@
-"""User plugins: a researcher's own method, attack, explainer, dataset, model or artefact, without forking.
+"""User plugins: a researcher's own method, attack, metric, explainer, dataset, model or artefact, without forking.
 
 A plugin is a Python file that registers entries with the package's own decorators and registries
-(`@register_method`, `@register_attack`, `EXPLAINERS.register`, `ARTEFACTS.add`, ...). It is loaded
+(`@register_method`, `@register_attack`, `register_metric`, `EXPLAINERS.register`, `ARTEFACTS.add`, ...). It is loaded
 with `--plugins FILE[,FILE]` on `benchmark.run`, `benchmark.render` and `./reproduce.sh`, and every
 installed package's entry points in the group `egat_bench.plugins` are loaded too. Each entry
 remembers its plugin and the SHA-256 of the plugin's content, which enters the keys of every job
@@ -28,7 +28,8 @@ from benchmark.registry import Origin, UserError
 ENTRY_POINT_GROUP = "egat_bench.plugins"
 #: the package's own registrations, imported before any plugin so that none of them is taken for the plugin's
 BUILTIN_MODULES = ("benchmark.config", "benchmark.data", "benchmark.models", "benchmark.explain", "methods", "attacks",
-                   "benchmark.launchers", "benchmark.tables", "benchmark.figures", "benchmark.claims")
+                   "benchmark.metrics", "benchmark.launchers", "benchmark.tables", "benchmark.figures",
+                   "benchmark.claims")
 #: source -> origin of every plugin loaded in this process
 _LOADED: dict[str, Origin] = {}
 
@@ -42,7 +43,8 @@ def _register_from(origin: Origin, load: Callable[[], object]) -> None:
     try:
         load()
         if sum(len(r) for r in registry._REGISTRIES) == before:
-            raise UserError("it registers nothing (expected a method, attack, explainer, dataset, model or artefact)")
+            raise UserError("it registers nothing (expected a method, attack, metric, explainer, dataset, model or "
+                            "artefact)")
     except BaseException as err:
         for reg in registry._REGISTRIES:
             reg.forget(origin)

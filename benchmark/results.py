@@ -27,6 +27,7 @@ from benchmark.catalog import Catalog
 from benchmark.config import PAPER_DATASET_NAMES, PAPER_ROLES, PROFILES, Profile
 from benchmark.fingerprint import record_is_current
 from benchmark.flags import masking_flags
+from benchmark.metrics import recorded
 from benchmark.provenance import same_weights
 from benchmark.store import Store, eps_label
 
@@ -102,16 +103,6 @@ OBS_COLUMNS = ["dataset", "train_domain", "test_domain", "method", "model", "see
                "value"]
 
 
-#: scalar metrics of an eval record, as (observation metric name, path in `metrics`)
-SCALAR_METRICS = (
-    ("cAcc_cue_free", ("cAcc_cue_free",)), ("Comp", ("Comp",)), ("Suff", ("Suff",)),
-    ("Comp_blur", ("Comp_blur",)), ("Suff_blur", ("Suff_blur",)),
-    ("relevance_mass", ("localization", "relevance_mass")), ("relevance_rank", ("localization", "relevance_rank")),
-    ("pointing_game", ("localization", "pointing_game")),
-    ("stability_topk", ("stability", "topk_intersection")), ("stability_spearman", ("stability", "spearman")),
-    ("randomization_spearman", ("randomization", "spearman")),
-    ("time_per_epoch_s", ("time_per_epoch_s",)),
-)
 #: the reference maps of the calibration rows (benchmark/explanation_metrics.py) and the metrics recorded for each
 CALIBRATION_MAPS = ("random", "mask", "inverse_mask")
 CALIBRATION_METRICS = ("Comp", "Suff", "Comp_blur", "Suff_blur")
@@ -126,18 +117,18 @@ def _at(metrics: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def observations(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Every number of every run, one row each: cAcc per test domain (the training domain's test split
-    or another domain whole), aAcc per attack and eps (label as recorded), the scalar metrics
-    (SCALAR_METRICS), calibration rows as `<metric>@<map>`, and each gradient-masking flag as `flag:<name>`
-    (1 fired, 0 quiet; recomputed from the merged run, benchmark/flags.py)."""
+    """Every number of every run, one row each: each metric the record keeps at its declared path
+    (benchmark/metrics.py; cAcc on the training domain's test split), cAcc on every other domain whole, aAcc per
+    attack and eps (label as recorded), calibration rows as `<metric>@<map>`, and each gradient-masking flag as
+    `flag:<name>` (1 fired, 0 quiet; recomputed from the merged run, benchmark/flags.py)."""
     rows = []
+    declared = recorded()
     for r in runs:
         m, own = r["metrics"], r["train_domain"]
-        cells = [(own, "cAcc", "", "", m.get("cAcc"))]
+        cells = [(own, metric.name, "", "", _at(m, metric.path)) for metric in declared]
         cells += [(other, "cAcc", "", "", value) for other, value in m.get("ood_cAcc", {}).items()]
         cells += [(own, "aAcc", attack, eps, value) for attack, by_eps in m.get("aAcc", {}).items()
                   for eps, value in by_eps.items()]
-        cells += [(own, name, "", "", _at(m, path)) for name, path in SCALAR_METRICS]
         cells += [(own, f"{metric}@{ref}", "", "", _at(m, ("calibration", ref, metric)))
                   for ref in CALIBRATION_MAPS for metric in CALIBRATION_METRICS]
         cells += [(own, f"flag:{name}", "", "", None if fired is None else float(fired))

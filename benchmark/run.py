@@ -25,6 +25,7 @@ from benchmark.execute import execute
 from benchmark.explain import EXPLAINERS
 from benchmark.grid import build_jobs
 from benchmark.launchers import LAUNCHERS
+from benchmark.metrics import METRICS
 from benchmark.models import MODELS
 from benchmark.registry import UserError, parse_names, report
 from benchmark.selection import Selection, parse_eps, parse_seeds
@@ -49,12 +50,15 @@ def parser() -> argparse.ArgumentParser:
 
 def print_registries() -> None:
     """Every registry's names; attacks with their cost relative to PGD-10 (standard, and per profile where a
-    profile runs them with other parameters)."""
+    profile runs them with other parameters); then the metrics as declared (benchmark/metrics.py)."""
     for title, registry in REGISTRIES.items():
         if registry is ATTACKS:
             print(f"{title}: " + ", ".join(f"{name} ({attack_cost_text(name)})" for name in registry.names()))
         else:
             print(f"{title}: {', '.join(registry.names())}")
+    declared = [METRICS.get(name) for name in METRICS]
+    print("metrics: " + ", ".join(f"{m.name} ({m.description()}{'; ' + attack_cost_text(m.attack) if m.attack else ''})"
+                                  for m in declared))
 
 
 def attack_cost_text(name: str) -> str:

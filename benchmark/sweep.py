@@ -53,7 +53,7 @@ from benchmark.jobs import EvalJob, TrainJob
 from benchmark.registry import UserError, parse_names, report
 from benchmark.selection import parse_seeds
 from benchmark.store import Store, atomic_write_bytes
-from benchmark.tables import markdown_table
+from benchmark.tabulation import markdown_table
 from benchmark.tuned import tuned_path
 from methods import METHODS, method_hparams
 

@@ -4,7 +4,9 @@ Each table is first built as a long frame with the published reference's columns
 train_domain, test_domain, method, metric) plus `mean`, `se` and `n` (seeds), so the same code (and
 claims.py) reads ours and the paper's numbers. The CSV is that frame, after `# ` lines stating
 profile, data and settings; the Markdown is the paper's layout after the same statement as a header
-paragraph. Each table is declared once, at the end of this file (benchmark/artefacts.py).
+paragraph. Each table is declared once, at the end of this file (benchmark/artefacts.py). Its metric columns
+are the metrics declared for it (benchmark/metrics.py: Tables I and IV show those naming them, Table V every one
+naming table5, plugins' included); the helpers that sweep, figures and claims share are benchmark/tabulation.py.
 
 - Table II ranks the methods of each train->test column by the displayed (2-decimal) mean,
   descending, ties sharing the best rank (competition ranking: the paper's 97.87 [2], 97.87 [2]);
@@ -17,8 +19,7 @@ paragraph. Each table is declared once, at the end of this file (benchmark/artef
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ import pandas as pd
 from benchmark import artefacts
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.catalog import Catalog
-from benchmark.flags import FLAGS
+from benchmark.metrics import METRICS, shown_in
 from benchmark.reference import COLUMNS, with_paper
 from benchmark.results import CALIBRATION_MAPS, CALIBRATION_METRICS, Results, summarize
 from benchmark.store import eps_label
+from benchmark.tabulation import MISSING, Table, flag_legend, flag_markers, format_cell, in_domain_obs, write_table
 
 #: Table I's rows: the paper's eight methods
 MAIN_METHODS = ("erm", "igr", "ign", "dmada", "irm", "dre", "sgdrop", "egat")
@@ -40,27 +42,8 @@ NOT_IN_PAPER = {"egat-advce": "EGAT with L_cls = CE on x_adv, our second reading
                 "at": "Madry PGD adversarial training, the robustness reference the paper omits"}
 #: Table II and Fig. 2: the paper drops DMADA and IRM after Table I (Sec. V-D)
 OOD_METHODS = ("erm", "igr", "ign", "dre", "sgdrop", "egat")
-#: Tables I and IV's columns per domain; the cue-free accuracy (built-in data) and AA (the worst case, ours) appear
-#: only where records have them
-TABLE_METRICS = ("cAcc", "cAcc_cue_free", "aAcc", "AA", "Comp", "Suff")
-OPTIONAL_METRICS = ("cAcc_cue_free", "AA")
-#: the worst-case attack whose accuracy is the AA column (attacks/autoattack.py)
-WORST_CASE = "aa"
-#: Table V's columns (ours, not in the paper), in order, with their display names; flags are a column of markers
-SCORECARD_METRICS = {
-    "cAcc": "cAcc", "cAcc_cue_free": "cue-free cAcc", "aAcc": "PGD-10", "AA": "AA",
-    "Comp": "Comp", "Suff": "Suff", "Comp_blur": "Comp (blur)", "Suff_blur": "Suff (blur)",
-    "relevance_mass": "rel. mass", "relevance_rank": "top-k in mask", "pointing_game": "pointing",
-    "stability_topk": "top-k ∩ (adv)", "stability_spearman": "Spearman (adv)",
-    "randomization_spearman": "Spearman (rand. weights)",
-}
-#: Markdown bolds the best value of each column: higher cAcc, aAcc, Comp; lower Suff (paper Sec. V-B); ours likewise
-HIGHER_IS_BETTER = {"cAcc": True, "cAcc_cue_free": True, "aAcc": True, "AA": True, "Comp": True, "Suff": False,
-                    "Comp_blur": True, "Suff_blur": False, "relevance_mass": True, "relevance_rank": True,
-                    "pointing_game": True, "stability_topk": True, "stability_spearman": True,
-                    "randomization_spearman": False}
-METRIC_ORDER = (*dict.fromkeys([*TABLE_METRICS, *SCORECARD_METRICS]), "rank", "rank_mean", "rank_var")
-MISSING = "–"
+#: Table II's rows besides its metric (cAcc): the ranks per column, then each method's rank mean and variance
+RANK_ROWS = ("rank", "rank_mean", "rank_var")
 
 
 def competition_ranks(values: dict[str, float], decimals: int = 2) -> dict[str, int]:
@@ -75,24 +58,13 @@ def rank_summary(ranks: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.var(ddof=0))
 
 
-@dataclass
-class Table:
-    """A rendered table: the long frame (CSV) and the Markdown sections in the paper's layout."""
-
-    name: str
-    title: str
-    frame: pd.DataFrame
-    sections: list[tuple[str, pd.DataFrame]]
-    notes: list[str] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _sorted(frame: pd.DataFrame, results: Results, methods: Sequence[str]) -> pd.DataFrame:
     """Rows in table order: dataset, training domain, test domain, method (given order), metric."""
     datasets = results.datasets()
     domains = {d: [*results.domains(d), "all"] for d in set(frame["dataset"])}
+    metric_order = [*METRICS, *RANK_ROWS]  # declaration order
     keys = [(datasets.index(r.dataset), domains[r.dataset].index(r.train_domain),
-             domains[r.dataset].index(r.test_domain), list(methods).index(r.method), METRIC_ORDER.index(r.metric))
+             domains[r.dataset].index(r.test_domain), list(methods).index(r.method), metric_order.index(r.metric))
             for r in frame.itertuples()]
     order = sorted(range(len(frame)), key=keys.__getitem__)
     return frame.iloc[order].reset_index(drop=True)
@@ -104,63 +76,12 @@ def _finish(frame: pd.DataFrame, table: str, results: Results, methods: Sequence
     return _sorted(frame[COLUMNS], results, methods)
 
 
-def format_cell(mean: float, se: float = math.nan, n: Any = 1, *, paper: float = math.nan) -> str:
-    """`mean ± se` (se when n > 1), 2 decimals, `(paper)` appended when a published value is given."""
-    if mean is None or pd.isna(mean):
-        return MISSING
-    text = f"{mean:.2f}" + (f" ± {se:.2f}" if not pd.isna(n) and n > 1 and not pd.isna(se) else "")
-    return text + (f" ({paper:.2f})" if not pd.isna(paper) else "")
-
-
-def in_domain_obs(results: Results, methods: Sequence[str], metrics: Iterable[str]) -> pd.DataFrame:
-    """The in-domain observations of `methods` for `metrics`, where "aAcc" is PGD-10 and "AA" the worst case, both
-    at the profile's table eps (the attack column cleared, so they group like the other metrics)."""
-    obs = results.table_obs
-    obs = obs[obs["method"].isin(methods) & (obs["test_domain"] == obs["train_domain"])]
-    at_table_eps = (obs["metric"] == "aAcc") & (obs["eps"] == eps_label(results.profile.table_eps))
-    pgd, worst = obs[at_table_eps & (obs["attack"] == "pgd")], obs[at_table_eps & (obs["attack"] == WORST_CASE)]
-    parts = [obs[obs["metric"].isin([m for m in metrics if m not in ("aAcc", "AA")])]]
-    parts += [pgd.assign(attack="", eps="")] if "aAcc" in metrics else []
-    parts += [worst.assign(metric="AA", attack="", eps="")] if "AA" in metrics else []
-    return pd.concat(parts, ignore_index=True)
-
-
-def flag_markers(results: Results) -> dict[tuple[str, str, str], str]:
-    """(dataset, train_domain, method) -> the markers of the gradient-masking flags that fired on any of its seeds,
-    each followed by `(k/n)` when it fired on k of n seeds only (benchmark/flags.py)."""
-    obs = results.table_obs
-    obs = obs[obs["metric"].str.startswith("flag:")]
-    found: dict[tuple[str, str, str], str] = {}
-    for (dataset, domain, method), group in obs.groupby(["dataset", "train_domain", "method"], sort=False):
-        text = ""
-        for flag in FLAGS:
-            values = group.loc[group["metric"] == f"flag:{flag.name}", "value"]
-            fired = int(values.sum())
-            if fired:
-                text += flag.marker + ("" if fired == len(values) else f"({fired}/{len(values)})")
-        if text:
-            found[(dataset, domain, method)] = text
-    return found
-
-
-def flag_legend(results: Results, methods: Iterable[str], markers: dict[tuple[str, str, str], str]) -> list[str]:
-    """The legend of the flags shown for `methods` (a line saying none fired, or that no record was checked)."""
-    methods = set(methods)
-    markers = {k: v for k, v in markers.items() if k[2] in methods}
-    obs = results.table_obs
-    if not (obs["metric"].str.startswith("flag:") & obs["method"].isin(methods)).any():
-        return ["gradient-masking checks (benchmark/flags.py): not in these records (made before the checks)"]
-    shown = [f for f in FLAGS if any(f.marker in text for text in markers.values())]
-    if not shown:
-        return ["gradient-masking checks (benchmark/flags.py): none fired"]
-    return ["gradient-masking flags beside aAcc (benchmark/flags.py; (k/n): on k of n seeds only): "
-            + "; ".join(f"{f.marker} {f.meaning}" for f in shown)]
-
-
 def _per_domain(results: Results, name: str, title: str, methods: Sequence[str], compare: bool) -> Table:
-    """Tables I and IV: per dataset and training domain, cAcc / aAcc (PGD at table_eps) / AA / Comp / Suff, the
-    aAcc cell marked with the gradient-masking flags that fired."""
-    obs = in_domain_obs(results, methods, TABLE_METRICS)
+    """Tables I and IV: per dataset and training domain, the metrics declared for the table (cAcc / aAcc (PGD at
+    table_eps) / AA / Comp / Suff; those not in the paper's table only where records have them), the aAcc cell marked
+    with the gradient-masking flags that fired."""
+    declared = shown_in(name)
+    obs = in_domain_obs(results, methods, [m.name for m in declared])
     frame = _finish(summarize(obs, ["dataset", "train_domain", "test_domain", "method", "metric"]), name, results,
                     methods)
     markers = flag_markers(results)
@@ -171,27 +92,27 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
         part = frame[frame["dataset"] == dataset]
         domains = [d for d in results.domains(dataset) if d in set(part["train_domain"])]
         rows = [m for m in methods if m in set(part["method"])]
-        metrics = [m for m in TABLE_METRICS if m not in OPTIONAL_METRICS or (part["metric"] == m).any()]
+        metrics = [m for m in declared if m.in_paper or (part["metric"] == m.name).any()]
         wide = pd.DataFrame(index=[artefacts.label(results.catalog, m, name) for m in rows],
-                            columns=[f"{d} {metric}" for d in domains for metric in metrics], data=MISSING)
+                            columns=[f"{d} {metric.name}" for d in domains for metric in metrics], data=MISSING)
         for d in domains:
             for metric in metrics:
-                cells = part[(part["train_domain"] == d) & (part["metric"] == metric)]
+                cells = part[(part["train_domain"] == d) & (part["metric"] == metric.name)]
                 if cells.empty:
                     continue
-                best = cells["mean"].max() if HIGHER_IS_BETTER[metric] else cells["mean"].min()
+                best = cells["mean"].max() if metric.higher_is_better else cells["mean"].min()
                 for row in cells.itertuples():
                     text = format_cell(row.mean, row.se, row.n, paper=getattr(row, "paper", math.nan))
                     is_best = len(cells) > 1 and round(row.mean, 2) == round(best, 2)
                     text = f"**{text}**" if is_best else text
-                    if metric == "aAcc" and (dataset, d, row.method) in markers:
+                    if metric.name == "aAcc" and (dataset, d, row.method) in markers:
                         text += " " + markers[(dataset, d, row.method)]
-                    wide.loc[artefacts.label(results.catalog, row.method, name), f"{d} {metric}"] = text
+                    wide.loc[artefacts.label(results.catalog, row.method, name), f"{d} {metric.name}"] = text
         sections.append((results.role(dataset), wide))
     cue_free = ("cAcc_cue_free: on the same split's cue-free twins, the same objects with the spurious cue drawn "
                 "independently of the class; " if (frame["metric"] == "cAcc_cue_free").any() else "")
     worst = ("AA: the per-sample worst case of APGD-CE, APGD-T and Square (AutoAttack's count" + (
-        f"; {results.profile.name} profile: {_worst_case_setting(results)}" if WORST_CASE in
+        f"; {results.profile.name} profile: {_worst_case_setting(results)}" if METRICS.get("AA").attack in
         results.profile.attack_settings else "; standard version") + "), not in the paper; "
         if (frame["metric"] == "AA").any() else "")
     notes = ["aAcc: accuracy under PGD-10 at eps " + eps_label(results.profile.table_eps) + " on the training "
@@ -204,7 +125,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
 
 
 def _worst_case_setting(results: Results) -> str:
-    params = results.profile.attack_settings[WORST_CASE].params
+    params = results.profile.attack_settings[METRICS.get("AA").attack].params
     return "reduced, " + ", ".join(f"{k} {v}" for k, v in params.items())
 
 
@@ -322,21 +243,22 @@ def table5(results: Results, *, methods: Sequence[str] | None = None, compare: b
     a random map, the exact object mask and its inverse on each method's models, averaged over domains."""
     methods = _methods("table5", methods)
     del compare  # the paper has no such table
-    obs = in_domain_obs(results, methods, SCORECARD_METRICS)
+    declared = shown_in("table5")
+    obs = in_domain_obs(results, methods, [m.name for m in declared])
     keys = ["dataset", "train_domain", "test_domain", "method", "metric"]
     frame = _finish(summarize(obs, keys), "table5", results, methods)
     markers = flag_markers(results)
     sections = []
     for dataset in dict.fromkeys(frame["dataset"]):
         part = frame[frame["dataset"] == dataset]
-        metrics = [m for m in SCORECARD_METRICS if (part["metric"] == m).any()]
+        metrics = [m for m in declared if (part["metric"] == m.name).any()]
         rows = [(d, m) for d in results.domains(dataset) for m in methods
                 if ((part["train_domain"] == d) & (part["method"] == m)).any()]
         wide = pd.DataFrame(index=[f"{d} · {artefacts.label(results.catalog, m, 'table5')}" for d, m in rows],
-                            columns=[*(SCORECARD_METRICS[m] for m in metrics), "flags"], data=MISSING)
+                            columns=[*(m.display for m in metrics), "flags"], data=MISSING)
         for (d, m), index in zip(rows, wide.index, strict=True):
             for row in part[(part["train_domain"] == d) & (part["method"] == m)].itertuples():
-                wide.loc[index, SCORECARD_METRICS[row.metric]] = format_cell(row.mean, row.se, row.n)
+                wide.loc[index, METRICS.get(row.metric).display] = format_cell(row.mean, row.se, row.n)
             wide.loc[index, "flags"] = markers.get((dataset, d, m), "") or "none"
         sections.append((f"{results.role(dataset)}: robustness and explanations", wide))
         calibration = _calibration(results, dataset, methods)
@@ -360,7 +282,7 @@ def table5(results: Results, *, methods: Sequence[str] | None = None, compare: b
 def _calibration(results: Results, dataset: str, methods: Sequence[str]) -> pd.DataFrame | None:
     """Per method: Comp / Suff at both fills of the calibration maps, mean over domains and seeds (n in the cell)."""
     obs = results.table_obs
-    names = {f"{metric}@{ref}": f"{ref.replace('_', ' ')}: {SCORECARD_METRICS[metric]}"
+    names = {f"{metric}@{ref}": f"{ref.replace('_', ' ')}: {METRICS.get(metric).display}"
              for ref in CALIBRATION_MAPS for metric in CALIBRATION_METRICS}
     obs = obs[(obs["dataset"] == dataset) & obs["method"].isin(methods) & obs["metric"].isin(list(names))]
     if obs.empty:
@@ -375,35 +297,6 @@ def _calibration(results: Results, dataset: str, methods: Sequence[str]) -> pd.D
             if len(values):
                 wide.loc[index, column] = f"{values.mean():.2f} (n={len(values)})"
     return wide
-
-
-def markdown_table(frame: pd.DataFrame, corner: str = "Model") -> str:
-    """A GitHub pipe table of a frame of strings (index = first column)."""
-    def row(cells: Iterable[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    lines = [row([corner, *frame.columns]), "|" + "|".join(["---"] * (len(frame.columns) + 1)) + "|"]
-    lines += [row([index, *values]) for index, values in zip(frame.index, frame.to_numpy().tolist(), strict=True)]
-    return "\n".join(lines)
-
-
-def write_table(table: Table, header: list[str], out_dir: str | Path) -> list[Path]:
-    """Write `<name>.csv` (header as `# ` lines, readable by pd.read_csv(comment="#")) and `<name>.md`
-    (header as a paragraph: its first line, the status of the numbers, in bold)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    statements = [*header, *(f"note: {n}" for n in table.notes)]
-    csv_path, md_path = out / f"{table.name}.csv", out / f"{table.name}.md"
-    csv_text = "".join(f"# {line}\n" for line in [table.title, *statements])
-    csv_path.write_text(csv_text + table.frame.to_csv(index=False, float_format="%.4f", lineterminator="\n"),
-                        encoding="utf-8")
-    md = [f"# {table.title}", "", f"**{statements[0]}**", "", *(f"- {line}" for line in statements[1:]), ""]
-    for heading, wide in table.sections:
-        md += [f"## {heading}", "", markdown_table(wide), ""]
-    if not table.sections:
-        md += ["_No records for this table yet._", ""]
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    return [csv_path, md_path]
 
 
 def _methods(name: str, methods: Sequence[str] | None) -> tuple[str, ...]:

@@ -66,12 +66,16 @@ def test_list_prints_every_registry(run_main):
     out = run_main("--list")
     assert out.returncode == 0
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
-    assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles"}
+    assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles", "metrics"}
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
     assert "aa (cost 140x PGD-10; quick profile: 5x (n_iter 10, n_targets 1, n_queries 50))" in lines["attacks"]
     assert "pgd (cost 1x PGD-10)" in lines["attacks"] and "square (cost 200x PGD-10; quick profile: 2.4x" in lines[
         "attacks"]
+    assert "Suff (Suff; -100..100, lower is better; at Suff, no cost of its own; in table1 table4 table5)" in lines[
+        "metrics"]
+    assert ("AA (AA; 0..100, higher is better; aa's accuracy at the table eps; in table1 table4 table5 fig5; "
+            "cost 140x PGD-10; quick profile: 5x") in lines["metrics"]
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):

@@ -1,4 +1,4 @@
-"""User plugins: a method, an attack and a table from files in a temp folder, run through the grid (worker
+"""User plugins: a method, an attack, a metric and a table from files in a temp folder, run through the grid (worker
 processes included) and the renderer without touching the package; and every way a plugin can be bad."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from benchmark.artefacts import ARTEFACTS, Artefact, Grid, label
 def render(results, artefact, request):
     obs = results.table_obs
     obs = obs[obs["method"].isin(artefact.methods) & (obs["test_domain"] == obs["train_domain"])]
-    obs = obs[(obs["metric"] == "cAcc") | ((obs["metric"] == "aAcc") & (obs["eps"] == "0.02"))]
+    obs = obs[obs["metric"].isin(["cAcc", "top2"]) | ((obs["metric"] == "aAcc") & (obs["eps"] == "0.02"))]
     if obs.empty:
         return []
     frame = obs.assign(column=obs["metric"] + " " + obs["attack"]).pivot_table(
@@ -56,11 +56,11 @@ ARTEFACTS.add("table9", Artefact("table9", "table", ("erm", "erm-ls"), render,
 '''
 
 
-def readme_plugin() -> str:
-    """The complete example plugin README shows (its first ```python block that registers a method)."""
+def readme_plugin(registers: str = "register_method(") -> str:
+    """A complete example plugin README shows (its first ```python block that calls `registers`)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    example = next(b for b in blocks if "register_method(" in b)
+    example = next(b for b in blocks if registers in b)
     assert len(example.strip().splitlines()) <= 20
     return example
 
@@ -69,14 +69,16 @@ def readme_plugin() -> str:
 def plugins(tmp_path) -> dict[str, Path]:
     folder = tmp_path / "plugins"
     folder.mkdir()
-    files = {"method": folder / "my_method.py", "attack": folder / "signnoise.py", "table": folder / "table9.py"}
+    files = {"method": folder / "my_method.py", "attack": folder / "signnoise.py", "metric": folder / "top2.py",
+             "table": folder / "table9.py"}
     files["method"].write_text(readme_plugin())
+    files["metric"].write_text(readme_plugin("register_metric("))
     files["attack"].write_text(ATTACK_PLUGIN)
     files["table"].write_text(TABLE_PLUGIN)
     return files
 
 
-def test_plugin_method_attack_and_table_run_through_grid_workers_and_renderer(tmp_path, plugins):
+def test_plugin_method_attack_metric_and_table_run_through_grid_workers_and_renderer(tmp_path, plugins):
     package_files = {p: p.stat().st_mtime_ns for pkg in ("benchmark", "methods", "attacks") for p in
                      (ROOT / pkg).rglob("*.py")}
     results = tmp_path / "results"
@@ -88,6 +90,7 @@ def test_plugin_method_attack_and_table_run_through_grid_workers_and_renderer(tm
     assert "--methods erm,erm-ls" in out.stdout and "--attacks pgd,signnoise" in out.stdout
     table = (results / "quick" / "tables" / "table9.csv").read_text()
     assert "ERM + label smoothing" in table and "aAcc signnoise" in table and "aAcc pgd" in table
+    assert "top2" in table  # the plugin metric, computed in the workers, in the plugin's table
     # the plugin's content is part of the keys of the jobs that use it, and of no other job
     method_digest = __import__("hashlib").sha256(plugins["method"].read_bytes()).hexdigest()
     trains = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "train").glob("*.json")]
@@ -96,13 +99,22 @@ def test_plugin_method_attack_and_table_run_through_grid_workers_and_renderer(tm
     assert by_method["erm-ls"]["hparams"] == {"smoothing": 0.05}  # the quick profile's scaling of the plugin
     assert "plugins" not in by_method["erm"]
     evals = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "eval").glob("*.json")]
-    assert all(set(r["config"]["plugins"]) == {"attack:signnoise"} for r in evals) and len(evals) == 2
+    metric_digest = __import__("hashlib").sha256(plugins["metric"].read_bytes()).hexdigest()
+    assert all(r["config"]["plugins"]["metric:top2"] == metric_digest for r in evals)  # every evaluation computes it
+    assert all(set(r["config"]["plugins"]) == {"attack:signnoise", "metric:top2"} for r in evals) and len(evals) == 2
+    assert all(r["metrics"]["cAcc"] <= r["metrics"]["top2"] <= 100 for r in evals)  # top-2 contains top-1
     # the renderer alone, with the plugins, draws the plugin's table; the package is untouched
     code = subprocess.run([sys.executable, "-m", "benchmark.render", "--plugins", ",".join(map(str, plugins.values())),
-                           "--results-dir", str(results), "--only", "table9,table1", "--methods", "erm,erm-ls"],
+                           "--results-dir", str(results), "--only", "table9,table1,table5", "--methods", "erm,erm-ls"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert code.returncode == 0, code.stderr
     assert "ERM + label smoothing" in (results / "quick" / "tables" / "table1.md").read_text()
+    scorecard = (results / "quick" / "tables" / "table5.md").read_text()
+    assert "| top-2 cAcc | flags |" in scorecard  # Table V's columns end with the plugin metric's, before the flags
+    listed = subprocess.run([sys.executable, "-m", "benchmark.run", "--list", "--plugins", str(plugins["metric"])],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    assert "top2 (top-2 cAcc; 0..100, higher is better; at top2, cost 0.1x PGD-10; in table5)" in listed.stdout
     assert {p: p.stat().st_mtime_ns for p in package_files} == package_files
 
 
@@ -116,6 +128,13 @@ BAD_PLUGINS = {
                      "class Mine:\n    pass\n", "breaks the method contract"),
     "attack_contract": ("from attacks import register_attack\n\n@register_attack('mine', display='m', cost=1)\n"
                         "def mine(model, images, labels):\n    return images\n", "breaks the attack contract"),
+    "metric_contract": ("from benchmark.metrics import register_metric\n\n"
+                        "register_metric('mine', display='m', range=(0, 1), higher_is_better=True)\n",
+                        "metric 'mine' breaks the metric contract"),
+    "attack_stages_contract": ("from attacks import register_attack\n\n"
+                               "@register_attack('mine', display='m', cost=1, stages=('a', 'b'))\n"
+                               "def mine(model, x, y, eps, *, generator=None):\n    return x\n",
+                               "breaks the attack contract"),
     "registers_nothing": ("X = 1\n", "registers nothing"),
     "half_registered": ("from methods import Method, register_method\n\n@register_method('half', display='h')\n"
                         "class Half(Method):\n    def loss(self, batch, step):\n        return 0, {}\n\n"

@@ -1,0 +1,118 @@
+"""Table helpers: what table builders (benchmark/tables.py), the sweep's report, figures and claims share.
+
+A `Table` (its long frame for the CSV and its Markdown sections), cells (`mean ± se`), GitHub pipe tables, the
+CSV + Markdown files with their header, the in-domain observations of declared metrics (benchmark/metrics.py), and
+the gradient-masking markers and legend (benchmark/flags.py). Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.flags import FLAGS
+from benchmark.metrics import METRICS
+from benchmark.results import Results
+from benchmark.store import eps_label
+
+MISSING = "–"
+
+
+@dataclass
+class Table:
+    """A rendered table: the long frame (CSV) and the Markdown sections in the paper's layout."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    sections: list[tuple[str, pd.DataFrame]]
+    notes: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def format_cell(mean: float, se: float = math.nan, n: Any = 1, *, paper: float = math.nan) -> str:
+    """`mean ± se` (se when n > 1), 2 decimals, `(paper)` appended when a published value is given."""
+    if mean is None or pd.isna(mean):
+        return MISSING
+    text = f"{mean:.2f}" + (f" ± {se:.2f}" if not pd.isna(n) and n > 1 and not pd.isna(se) else "")
+    return text + (f" ({paper:.2f})" if not pd.isna(paper) else "")
+
+
+def in_domain_obs(results: Results, methods: Sequence[str], metrics: Iterable[str]) -> pd.DataFrame:
+    """The in-domain observations of `methods` for the declared `metrics` (benchmark/metrics.py); a metric that is an
+    attack's accuracy (PGD-10's aAcc, the worst case's AA) is that attack's at the profile's table eps, named after the
+    metric with the attack column cleared, so that it groups like the other metrics."""
+    declared = [METRICS.get(name) for name in metrics]
+    obs = results.table_obs
+    obs = obs[obs["method"].isin(methods) & (obs["test_domain"] == obs["train_domain"])]
+    at_table_eps = (obs["metric"] == "aAcc") & (obs["eps"] == eps_label(results.profile.table_eps))
+    parts = [obs[obs["metric"].isin([m.name for m in declared if m.attack is None])]]
+    parts += [obs[at_table_eps & (obs["attack"] == m.attack)].assign(metric=m.name, attack="", eps="")
+              for m in declared if m.attack is not None]
+    return pd.concat(parts, ignore_index=True)
+
+
+def flag_markers(results: Results) -> dict[tuple[str, str, str], str]:
+    """(dataset, train_domain, method) -> the markers of the gradient-masking flags that fired on any of its seeds,
+    each followed by `(k/n)` when it fired on k of n seeds only (benchmark/flags.py)."""
+    obs = results.table_obs
+    obs = obs[obs["metric"].str.startswith("flag:")]
+    found: dict[tuple[str, str, str], str] = {}
+    for (dataset, domain, method), group in obs.groupby(["dataset", "train_domain", "method"], sort=False):
+        text = ""
+        for flag in FLAGS:
+            values = group.loc[group["metric"] == f"flag:{flag.name}", "value"]
+            fired = int(values.sum())
+            if fired:
+                text += flag.marker + ("" if fired == len(values) else f"({fired}/{len(values)})")
+        if text:
+            found[(dataset, domain, method)] = text
+    return found
+
+
+def flag_legend(results: Results, methods: Iterable[str], markers: dict[tuple[str, str, str], str]) -> list[str]:
+    """The legend of the flags shown for `methods` (a line saying none fired, or that no record was checked)."""
+    methods = set(methods)
+    markers = {k: v for k, v in markers.items() if k[2] in methods}
+    obs = results.table_obs
+    if not (obs["metric"].str.startswith("flag:") & obs["method"].isin(methods)).any():
+        return ["gradient-masking checks (benchmark/flags.py): not in these records (made before the checks)"]
+    shown = [f for f in FLAGS if any(f.marker in text for text in markers.values())]
+    if not shown:
+        return ["gradient-masking checks (benchmark/flags.py): none fired"]
+    return ["gradient-masking flags beside aAcc (benchmark/flags.py; (k/n): on k of n seeds only): "
+            + "; ".join(f"{f.marker} {f.meaning}" for f in shown)]
+
+
+def markdown_table(frame: pd.DataFrame, corner: str = "Model") -> str:
+    """A GitHub pipe table of a frame of strings (index = first column)."""
+    def row(cells: Iterable[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [row([corner, *frame.columns]), "|" + "|".join(["---"] * (len(frame.columns) + 1)) + "|"]
+    lines += [row([index, *values]) for index, values in zip(frame.index, frame.to_numpy().tolist(), strict=True)]
+    return "\n".join(lines)
+
+
+def write_table(table: Table, header: list[str], out_dir: str | Path) -> list[Path]:
+    """Write `<name>.csv` (header as `# ` lines, readable by pd.read_csv(comment="#")) and `<name>.md`
+    (header as a paragraph: its first line, the status of the numbers, in bold)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    statements = [*header, *(f"note: {n}" for n in table.notes)]
+    csv_path, md_path = out / f"{table.name}.csv", out / f"{table.name}.md"
+    csv_text = "".join(f"# {line}\n" for line in [table.title, *statements])
+    csv_path.write_text(csv_text + table.frame.to_csv(index=False, float_format="%.4f", lineterminator="\n"),
+                        encoding="utf-8")
+    md = [f"# {table.title}", "", f"**{statements[0]}**", "", *(f"- {line}" for line in statements[1:]), ""]
+    for heading, wide in table.sections:
+        md += [f"## {heading}", "", markdown_table(wide), ""]
+    if not table.sections:
+        md += ["_No records for this table yet._", ""]
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    return [csv_path, md_path]
