@@ -83,7 +83,7 @@ def test_evaluate_runs_each_declared_metric_after_its_part_and_writes_it_at_its_
         bench = reduced(load_benchmark("shapes"), test=32, whole=32)
         profile = replace(PROFILES.get("quick"), faithfulness_images=8, probe_images=16)
         torch.manual_seed(0)
-        model = build_model("cnn", bench.num_classes, pretrained=False)
+        model = build_model("cnn", bench.num_classes)
         metrics = evaluate(model, bench, "studio", attacks=("pgd",), eps=(0.0,), profile=profile, seed=0,
                            device=torch.device("cpu"), progress=False)
     finally:
