@@ -159,8 +159,10 @@ def transfer_source_for(job: TrainJob, *, tuned: bool = True) -> TrainJob | None
 
 
 def trained_current(job: TrainJob, store: Store) -> bool:
-    """Whether the job's training is done by the current code: record and checkpoint exist, fingerprint matches."""
-    return store.trained(job.key) and is_current(store.read("train", job.key).get("fingerprint"))
+    """Whether the job's training is done by the current code: a valid record and the checkpoint exist, and the
+    record's fingerprint matches (an invalid record file is no record: benchmark/store.py)."""
+    record = store.get("train", job.key)
+    return record is not None and store.checkpoint_path(job.key).is_file() and is_current(record.get("fingerprint"))
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -175,11 +177,11 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 
 def evaluated_current(job: EvalJob, store: Store) -> bool:
     """Whether the job's eval record exists, it and its training are the current code's, and it evaluated the
-    weights its train record (and its transfer source's) names. The checkpoint itself is not needed."""
-    if not (store.has("eval", job.key) and store.has("train", job.train.key)):
+    weights its train record (and its transfer source's) names. The checkpoint itself is not needed; an invalid
+    record file is no record (benchmark/store.py)."""
+    record, train_record = store.get("eval", job.key), store.get("train", job.train.key)
+    if record is None or train_record is None:
         return False
-    record = store.read("eval", job.key)
-    train_record = store.read("train", job.train.key)
     recorded = record.get("fingerprint") or {}
     if not (is_current(recorded.get("eval")) and is_current(recorded.get("train"))
             and is_current(train_record.get("fingerprint"))):
@@ -190,8 +192,8 @@ def evaluated_current(job: EvalJob, store: Store) -> bool:
     source = job.transfer_source if job.probes_masking else None
     if source is None or weights.get("transfer_source") is None:
         return True
-    return store.has("train", source.key) and same_weights(weights["transfer_source"],
-                                                           store.read("train", source.key).get("weights_digest"))
+    source_record = store.get("train", source.key)
+    return source_record is not None and same_weights(weights["transfer_source"], source_record.get("weights_digest"))
 
 
 def make_train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
@@ -265,11 +267,20 @@ def machine() -> dict[str, str]:
 
 def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str = "auto",
               progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
-    """Train (unless the current code's record exists: a stale one is redone), save the best checkpoint, then
-    the train record, under the fixed numerics of every job (benchmark/numerics.py). A non-finite loss is a
+    """Train (unless the current code's record exists: a stale one is redone, an invalid one moved aside first),
+    save the best checkpoint, then the train record, under the fixed numerics of every job (benchmark/numerics.py)
+    and the job's lock (a job another process runs is waited for, then read). A non-finite loss is a
     DivergedError, or with `stop_on_divergence` (sweeps) the record's `diverged_at` (benchmark/train.py)."""
-    if trained_current(job, store):
-        return store.read("train", job.key)
+    with store.job_lock("train", job.key):
+        if trained_current(job, store):
+            return store.read("train", job.key)
+        store.set_aside_invalid("train", job.key)
+        return _train(job, store, data_root=data_root, device=device, progress=progress,
+                      stop_on_divergence=stop_on_divergence)
+
+
+def _train(job: TrainJob, store: Store, *, data_root: str | None, device: str, progress: bool,
+           stop_on_divergence: bool) -> dict[str, Any]:
     profile = job.profile
     dev = resolve_device(device)
     bench = benchmark_for(job, data_root)
@@ -298,10 +309,18 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
 
 def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str = "auto",
              progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
-    """Evaluate a trained model (training it first if needed) and write the eval record; a record of other code
-    (stale fingerprint) is redone."""
-    if evaluated_current(job, store):
-        return store.read("eval", job.key)
+    """Evaluate a trained model (training it first if needed) and write the eval record, under the job's lock; a
+    record of other code (stale fingerprint) is redone, an invalid one moved aside first."""
+    with store.job_lock("eval", job.key):
+        if evaluated_current(job, store):
+            return store.read("eval", job.key)
+        store.set_aside_invalid("eval", job.key)
+        return _evaluate(job, store, data_root=data_root, device=device, progress=progress,
+                         stop_on_divergence=stop_on_divergence)
+
+
+def _evaluate(job: EvalJob, store: Store, *, data_root: str | None, device: str, progress: bool,
+              stop_on_divergence: bool) -> dict[str, Any]:
     train_record = run_train(job.train, store, data_root=data_root, device=device, progress=progress,
                              stop_on_divergence=stop_on_divergence)
     source = None

@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             if method not in catalog.methods:
                 raise UserError(f"unknown method {method!r}; valid choices: {', '.join(catalog.methods)}")
         results = Results.load(args.results_dir, args.profile, catalog, allow_stale=args.allow_stale)
+        for problem in results.invalid:
+            print(f"warning: {problem}; left out", file=sys.stderr)
         if not results.runs:
             where = Path(args.results_dir) / args.profile / "runs" / "eval"
             why = (f"all {results.stale} eval records under {where} were made by code that differs from the current "

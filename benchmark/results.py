@@ -158,6 +158,9 @@ class Results:
     #: eval records made by code other than the current one (benchmark/fingerprint.py), and whether they are in
     stale: int = 0
     allow_stale: bool = False
+    #: record files left out as invalid (not JSON, a required field missing, another profile's: benchmark/store.py),
+    #: one line each naming the file
+    invalid: tuple[str, ...] = ()
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile, catalog: Catalog | None = None,
@@ -181,11 +184,15 @@ class Results:
     @classmethod
     def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None, *,
              allow_stale: bool = False) -> Results:
-        """Read `<results_dir>/<profile>/runs/eval/*.json`."""
+        """Read `<results_dir>/<profile>/runs/eval/*.json` (and the train records' weights digests), leaving out
+        invalid record files (`invalid` names them)."""
         store = Store(results_dir, profile)
-        weights = {r["key"]: r["weights_digest"] for r in store.records("train") if r.get("weights_digest")}
-        return cls.from_records(store.records("eval"), profile, catalog, allow_stale=allow_stale,
-                                train_weights=weights)
+        trains, invalid_trains = store.scan("train")
+        evals, invalid_evals = store.scan("eval")
+        weights = {r["key"]: r["weights_digest"] for r in trains if r.get("weights_digest")}
+        results = cls.from_records(evals, profile, catalog, allow_stale=allow_stale, train_weights=weights)
+        results.invalid = tuple(str(err) for err in invalid_evals + invalid_trains)
+        return results
 
     @property
     def table_obs(self) -> pd.DataFrame:
@@ -260,6 +267,10 @@ class Results:
         elif self.stale:
             lines.append(f"stale: {self.stale} eval records made by code that differs from the current code are left "
                          "out (--allow-stale includes them; the grid recomputes them)")
+        if self.invalid:
+            lines.append(f"invalid: {len(self.invalid)} record files are left out: not valid JSON, a required field "
+                         "missing or another profile's (benchmark.render names them; the grid moves each aside as "
+                         "NAME.corrupt and recomputes its job)")
         return lines
 
 

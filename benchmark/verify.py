@@ -9,8 +9,9 @@ store with the current code, and every metric is compared exactly (the measured 
 aside), as are the training's best step, validation accuracy and weights digest. The rebuilt job must have the
 record's key: when the current code gives the configuration another identity (a version bump), that
 is reported as a difference. Prints "N of N identical" and exits 0, or names each differing metric
-and exits 1; bad input (an empty store, an unknown key, --sample < 1) exits 2 with one line.
-`--sample N` takes N records at random (seeded by --seed) from the store.
+and exits 1; bad input (an empty store, an unknown key, a key whose record file is invalid, --sample < 1) exits 2
+with one line. `--sample N` takes N records at random (seeded by --seed) from the store's valid records; each
+invalid record file (benchmark/store.py) is named in one warning line and left out.
 
 Bit-identity holds on CPUs whose kernels are the same: a record says the CPU it was made on
 (`machine.cpu_capability`, the instruction set torch dispatches to: AVX2, AVX512, ...), and where that
@@ -26,6 +27,7 @@ import math
 import random
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +35,7 @@ from benchmark.config import PROFILES
 from benchmark.jobs import EvalJob, TrainJob, machine, run_eval
 from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, report
-from benchmark.store import Store
+from benchmark.store import InvalidRecordError, Store
 
 #: metrics that are measurements of this machine, not results
 MEASURED = ("time_per_epoch_s",)
@@ -99,11 +101,16 @@ def differences(recorded: dict[str, Any], recorded_train: dict[str, Any] | None,
             for name in sorted(set(old) | set(new)) if not _same(old.get(name, ABSENT), new.get(name, ABSENT), rtol)]
 
 
-def choose(records: list[dict[str, Any]], *, sample: int, jobs: list[str] | None, seed: int) -> list[dict[str, Any]]:
-    """The records to verify: the named keys, or `sample` of them drawn with `seed`."""
+def choose(records: list[dict[str, Any]], *, sample: int, jobs: list[str] | None, seed: int,
+           invalid: Sequence[InvalidRecordError] = ()) -> list[dict[str, Any]]:
+    """The records to verify: the named keys (a key whose record file is `invalid` is that file's error), or
+    `sample` of them drawn with `seed`."""
     by_key = {r["key"]: r for r in records}
     if jobs:
+        invalid_by_key = {err.path.name.removesuffix(".json"): err for err in invalid}
         for key in jobs:
+            if key in invalid_by_key:
+                raise invalid_by_key[key]
             if key not in by_key:
                 shown = ", ".join(sorted(by_key)[:8]) + (f", ... ({len(by_key)} in all)" if len(by_key) > 8 else "")
                 raise UserError(f"unknown job key {key!r}; valid choices: {shown}")
@@ -138,7 +145,13 @@ def verify(records: list[dict[str, Any]], store: Store, *, data_root: str | None
             fresh = Store(tmp, record["profile"])
             now = run_eval(job, fresh, data_root=data_root, device=device, progress=False)
             now_train = fresh.read("train", job.train.key)
-        recorded_train = store.read("train", job.train.key) if store.has("train", job.train.key) else None
+        try:
+            recorded_train = store.read("train", job.train.key)
+        except FileNotFoundError:
+            recorded_train = None
+        except InvalidRecordError as err:
+            print(f"warning: {err}; the training's fields are not compared", file=sys.stderr)
+            recorded_train = None
         found.append(differences(record, recorded_train, now, now_train, rtol=rtol))
     return found
 
@@ -160,13 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(args.plugins)
         PROFILES.get(args.profile)
         store = Store(args.results_dir, args.profile)
-        records = store.records("eval")
-        if not records:
+        records, invalid = store.scan("eval")
+        keys = [k.strip() for k in args.jobs.split(",") if k.strip()] if args.jobs else None
+        if not keys:
+            for err in invalid:
+                print(f"warning: {err}; left out", file=sys.stderr)
+        if not records and not (keys and invalid):
             raise UserError(f"no eval records under {store.root / 'runs' / 'eval'}; nothing to verify")
         if not 0 <= args.rtol < 1:
             raise UserError(f"--rtol must be in [0, 1), got {args.rtol:g}")
-        keys = [k.strip() for k in args.jobs.split(",") if k.strip()] if args.jobs else None
-        chosen = choose(records, sample=args.sample, jobs=keys, seed=args.seed)
+        chosen = choose(records, sample=args.sample, jobs=keys, seed=args.seed, invalid=invalid)
         found = verify(chosen, store, data_root=args.data_root, device=args.device, rtol=args.rtol)
     except UserError as err:
         return report(err)

@@ -20,14 +20,27 @@ def test_every_attack_has_a_relative_cost():
     assert all(ATTACKS.get(name).cost > 0 for name in ATTACKS)
 
 
+def _timed(kind: str, key: str, method: str, **timing: object) -> dict:
+    """A valid record of the quick store (benchmark/store.py REQUIRED_FIELDS) whose timing and config are `timing`."""
+    record = {"kind": kind, "key": key, "profile": "quick", "dataset": "shapes", "train_domain": "studio",
+              "method": method, "seed": 0, "versions": {}, "data": "shapes"}
+    if kind == "train":
+        record.update(best_step=1, best_val_acc=50.0, curve=[], time_per_epoch_s=1.0)
+    else:
+        record.update(train_key="t", metrics={})
+    record.update(timing)
+    if kind == "eval":
+        record["config"] = {**record["config"], "train": {}}
+    return record
+
+
 def _timed_store(tmp_path) -> None:
     """ERM finished once: 40 s for 400 training steps, 11.08 s to evaluate PGD at one eps (PROBED_PGD units: the clean
     and explanation metrics, PGD, and the quick masking probe's three PGD runs on 256 of 1000 images: 0.768), so
     3 s per unit."""
     store = Store(tmp_path, "quick")
-    store.write({"kind": "train", "key": "t", "method": "erm", "total_time_s": 40.0, "config": {"steps": 400}})
-    store.write({"kind": "eval", "key": "e", "method": "erm", "eval_time_s": 3.0 * PROBED_PGD,
-                 "config": {"attacks": ["pgd"], "eps": [0.02]}})
+    store.write(_timed("train", "t", "erm", total_time_s=40.0, config={"steps": 400}))
+    store.write(_timed("eval", "e", "erm", eval_time_s=3.0 * PROBED_PGD, config={"attacks": ["pgd"], "eps": [0.02]}))
 
 
 def test_estimate_scales_finished_timings_by_steps_and_attack_cost(tmp_path):
@@ -45,9 +58,8 @@ def test_estimate_takes_the_profiles_attack_cost_and_the_transfer_sources_traini
     EGAT model whose ERM transfer source is not trained and not in the plan: ERM's 400 steps are counted once."""
     _timed_store(tmp_path)
     store = Store(tmp_path, "quick")
-    store.write({"kind": "train", "key": "t2", "method": "egat", "total_time_s": 200.0, "config": {"steps": 400}})
-    store.write({"kind": "eval", "key": "e2", "method": "egat", "eval_time_s": 3.0 * PROBED_PGD,
-                 "config": {"attacks": ["pgd"], "eps": [0.02]}})
+    store.write(_timed("train", "t2", "egat", total_time_s=200.0, config={"steps": 400}))
+    store.write(_timed("eval", "e2", "egat", eval_time_s=3.0 * PROBED_PGD, config={"attacks": ["pgd"], "eps": [0.02]}))
     train = make_train_job(QUICK, "shapes", "street", "egat", 0)
     job = EvalJob(train, ("pgd", "aa"), (0.02,), transfer_source_for(train))
     seconds, _ = estimate_seconds(Plan([], [], [job, job]), str(tmp_path), probe=False)

@@ -16,6 +16,7 @@ from benchmark.registry import UserError
 from benchmark.store import Store, atomic_write_bytes, content_key
 from benchmark.train import accuracy, seed_everything, train
 from methods import METHODS, Method
+from tests.report_helpers import eval_record
 
 
 def _train_erm(seed: int, steps: int = 12):
@@ -82,7 +83,7 @@ def test_nan_loss_stops_training_with_a_clear_error():
 
 def test_store_writes_records_atomically_and_reads_them_back(tmp_path):
     store = Store(tmp_path, "quick")
-    record = {"kind": "eval", "key": content_key({"a": 1}), "metrics": {"cAcc": 50.0}}
+    record = {**eval_record("shapes", "studio", "erm", cacc=50.0, key=content_key({"a": 1})), "eval_time_s": 1.0}
     path = store.write(record)
     assert store.has("eval", record["key"]) and json.loads(path.read_text()) == record
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary files left behind"
