@@ -1,5 +1,6 @@
-"""The committed quick-profile records are the current code's, every artefact's grid is done in them, and the
-committed tables, figures and claims are exactly what those records render to."""
+"""The committed quick-profile records are the current code's (or declared stale until their regeneration), every
+artefact's grid is recorded in them, and the committed tables, figures and claims are exactly what those records
+render to."""
 
 from __future__ import annotations
 
@@ -10,31 +11,55 @@ import pytest
 from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.config import PROFILES
 from benchmark.fingerprint import record_is_current
+from benchmark.grid import build_jobs
 from benchmark.render import render
 from benchmark.reproduce import grids_of, has_pending, run_flags
 from benchmark.results import Results
 from benchmark.store import Store
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "quick"
+#: present exactly while the committed records are stale: a change of fingerprinted code landed before the
+#: regeneration that follows it; it says which change and which step regenerates them (README, Committed
+#: quick-profile results)
+STALE_NOTE = COMMITTED / "STALE.md"
 REGENERATE = ("regenerate results/quick with ./reproduce.sh all in a fresh clone (README, Committed quick-profile "
-              "results)")
+              "results), or declare the records stale in results/quick/STALE.md until then")
 
 
-def test_no_committed_record_is_stale():
-    """A change to fingerprinted code makes the records it affects stale: then the committed results no longer show
-    what the code computes, and this fails until they are regenerated."""
+def stale_keys() -> dict[str, list[str]]:
+    """The committed train and eval records that the current code would not produce, by kind."""
     store = Store(COMMITTED.parent, "quick")
+    found = {}
     for kind in ("train", "eval"):
         records = list(store.records(kind))
         assert records, f"no committed {kind} records"
-        stale = sorted(r["key"] for r in records if not record_is_current(r))
-        assert not stale, f"{len(stale)} of {len(records)} committed {kind} records are stale; {REGENERATE}"
-    assert Results.load(COMMITTED.parent, "quick").stale == 0, REGENERATE
+        found[kind] = sorted(r["key"] for r in records if not record_is_current(r))
+    return found
+
+
+def test_committed_records_are_current_or_declared_stale():
+    """A change to fingerprinted code makes the records it affects stale: then the committed results no longer show
+    what the code computes, and this fails until they are regenerated or STALE.md declares them stale (and a
+    regeneration that makes them current must remove the declaration)."""
+    stale = stale_keys()
+    counts = ", ".join(f"{len(keys)} {kind}" for kind, keys in stale.items())
+    if STALE_NOTE.is_file():
+        assert any(stale.values()), f"STALE.md declares stale records but every record is current: remove {STALE_NOTE}"
+    else:
+        assert not any(stale.values()), f"stale committed records ({counts}); {REGENERATE}"
+        assert Results.load(COMMITTED.parent, "quick").stale == 0, REGENERATE
 
 
 def test_every_artefacts_grid_is_done_in_the_committed_store():
-    """What `./reproduce.sh all` on a fresh clone relies on to train nothing and only re-render."""
+    """What `./reproduce.sh all` on a fresh clone relies on to train nothing and only re-render; while the records
+    are declared stale, that every job of every grid has its train and eval record (nothing is missing, only old)."""
     quick = PROFILES.get("quick")
+    store = Store(COMMITTED.parent, "quick")
+    if STALE_NOTE.is_file():
+        missing = [job.key for selection in grids_of(artefact_order(), quick) for job in build_jobs(selection)
+                   if not (store.has("eval", job.key) and store.has("train", job.train.key))]
+        assert not missing, f"{len(missing)} jobs have no committed record: {missing[:5]}"
+        return
     pending = [run_flags(selection, quick) for selection in grids_of(artefact_order(), quick)
                if has_pending(selection, str(COMMITTED.parent))]
     assert not pending, f"grids with jobs to run: {pending}; {REGENERATE}"
@@ -48,9 +73,12 @@ def test_every_committed_artefact_rerenders_identically(kind, tmp_path):
     """Every table, figure and claims file is committed, byte for byte as the committed records render it, and
     nothing else is committed beside them."""
     names = [name for name in artefact_order() if ARTEFACTS.get(name).kind == kind]
-    written = render(Results.load(COMMITTED.parent, "quick"), tmp_path, only=names)
+    results = Results.load(COMMITTED.parent, "quick", allow_stale=STALE_NOTE.is_file())  # then marked STALE
+    written = render(results, tmp_path, only=names)
     rendered = sorted(str(path.relative_to(tmp_path)) for path in written)
     committed = sorted(str(path.relative_to(COMMITTED)) for path in COMMITTED.glob(COMMITTED_FILES[kind]))
     assert rendered == committed
     for name in rendered:
         assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+    if STALE_NOTE.is_file() and kind != "figure":
+        assert all("STALE" in (COMMITTED / name).read_text() for name in rendered), "stale records shown unmarked"
