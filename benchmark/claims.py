@@ -1,23 +1,10 @@
-"""The paper's qualitative claims, checked on our results with statistics: `<results>/<profile>/claims.md`.
+"""The paper's qualitative claims, each declared with its scope and its rule, checked on our results: `claims.md`.
 
-Every check compares two quantities through their **paired differences**: the same dataset, training
-domain, test domain and seed give one unit, so that what differs between the two sides is the method
-alone. The 95% confidence interval of the mean difference is Student's t interval over the units
-(`scipy.stats.ttest_1samp`); when every unit gives the same difference the interval is that value.
-Its verdict:
-
-- SUPPORTED: the whole interval lies on the claim's side of the threshold;
-- CONTRADICTED: the whole interval lies on the other side;
-- INCONCLUSIVE: the interval straddles the threshold, or n = 1 (one unit has no interval: never
-  SUPPORTED or CONTRADICTED);
-- NOT RUN: the records a check needs are missing.
-
-Thresholds: a strict claim (`a < b`, `a > b`) has threshold 0; a `>=` claim is a non-inferiority claim
-with a margin of MARGIN accuracy points (a >= b is SUPPORTED when a - b > -MARGIN throughout the
-interval); rank claims use RANK_MARGIN, the integer claim "never below rank 3" the threshold 3.5.
-A claim "in every domain" (claim 1) tests each domain at level 5% after Holm's correction for the
-number of domains (its one-sided p-values are adjusted, step-down). A claim is SUPPORTED when all
-its checks are, CONTRADICTED when any is, NOT RUN when none ran, else INCONCLUSIVE.
+How a check turns paired differences into SUPPORTED / CONTRADICTED / INCONCLUSIVE / NOT RUN (Student's t
+intervals over units, the non-inferiority MARGIN of ">=" rules, Holm's correction, the point comparison on the
+published numbers) is benchmark/verdicts.py. Here: which cells each claim reads (its scope) and what it
+compares. Rank claims use RANK_MARGIN, the integer claim "never below rank 3" the threshold 3.5. A claim "in
+every domain" (claim 1) tests each domain at level 5% after Holm's correction for the number of domains.
 
 The published numbers (benchmark/reference/paper_tables.csv) are means without seeds: their column
 keeps a point comparison (PASS / FAIL with threshold 0), which says where the paper's own tables
@@ -41,15 +28,11 @@ support its claims under the same rule. The claims:
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from benchmark import artefacts, tables
 from benchmark.artefacts import ARTEFACTS, Artefact, RenderRequest
@@ -57,135 +40,41 @@ from benchmark.catalog import Catalog
 from benchmark.reference import reference_frames
 from benchmark.results import Results
 from benchmark.store import eps_label
+from benchmark.verdicts import (
+    CONTRADICTED,
+    FAIL,
+    INCONCLUSIVE,
+    MARGIN,
+    NOT_RUN,
+    PASS,
+    SUPPORTED,
+    UNIT,
+    Check,
+    Claim,
+    Rule,
+    compare,
+    holm,
+    interval,
+    pairs,
+    published_status,
+    verdict,
+)
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", "NOT RUN"
-PASS, FAIL = "PASS", "FAIL"
-#: non-inferiority margin of ">=" claims, in accuracy points
-MARGIN = 1.0
 #: margin of the rank claims (mean rank and rank variance), in ranks
 RANK_MARGIN = 0.25
-#: two-sided level of the intervals; each one-sided test runs at LEVEL / 2
-LEVEL = 0.05
 #: the paper's per-epoch training-time increase of EGAT (Sec. V-I)
 PAPER_OVERHEAD = 0.16
-#: a unit of a paired comparison
-UNIT = ["dataset", "train_domain", "test_domain", "seed"]
-
-
-@dataclass
-class Check:
-    """One comparison: what is compared, the verdict on ours, the numbers behind it, the published outcome."""
-
-    label: str
-    status: str
-    detail: str
-    published: str = ""
-
-
-@dataclass
-class Claim:
-    """A claim of the paper with its checks on our results and its rule's outcome on the published numbers."""
-
-    title: str
-    source: str
-    rule: str
-    checks: list[Check]
-    published: str = ""
-
-    @property
-    def status(self) -> str:
-        return summary_status(self.checks)
-
-    def tally(self) -> str:
-        counts = {s: sum(c.status == s for c in self.checks) for s in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
-        run = sum(counts.values())
-        missing = len(self.checks) - run
-        text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "none run"
-        return f"{text} of {run}" + (f", {missing} not run" if missing else "") if run else text
-
-
-def summary_status(checks: Sequence[Check]) -> str:
-    """SUPPORTED when every check is, CONTRADICTED when any is, NOT RUN when none ran, else INCONCLUSIVE."""
-    statuses = [c.status for c in checks]
-    run = [s for s in statuses if s != NOT_RUN]
-    if not run:
-        return NOT_RUN
-    if CONTRADICTED in run:
-        return CONTRADICTED
-    return SUPPORTED if all(s == SUPPORTED for s in statuses) else INCONCLUSIVE
-
-
-def _published_status(checks: Sequence[Check]) -> str:
-    statuses = {c.status for c in checks}
-    return FAIL if FAIL in statuses else PASS if PASS in statuses else NOT_RUN
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The mean paired difference, its 95% t interval, n, and the one-sided p-values of both sides."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    p_claim: float  # H0: the difference is not on the claim's side of the threshold
-    p_other: float  # H0: it is not on the other side
-
-    def text(self) -> str:
-        if self.n < 2:
-            return f"{self.mean:+.2f} (n = 1, no interval)"
-        return f"{self.mean:+.2f} [{self.low:+.2f}, {self.high:+.2f}], n = {self.n}"
-
-
-def interval(diffs: Sequence[float], threshold: float, side: str) -> Interval:
-    """Paired differences against `threshold`; `side` "above" (the claim: difference > threshold) or "below"."""
-    d = np.asarray(diffs, dtype=float)
-    n, mean = len(d), float(d.mean())
-    claim_alt, other_alt = ("greater", "less") if side == "above" else ("less", "greater")
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, n, math.nan, math.nan)
-    if np.ptp(d) == 0:  # every unit gives the same difference: the interval is that value
-        on_claim = mean > threshold if side == "above" else mean < threshold
-        off_claim = mean < threshold if side == "above" else mean > threshold
-        return Interval(mean, mean, mean, n, 0.0 if on_claim else 1.0, 0.0 if off_claim else 1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - LEVEL)
-        p_claim = stats.ttest_1samp(d, threshold, alternative=claim_alt).pvalue
-        p_other = stats.ttest_1samp(d, threshold, alternative=other_alt).pvalue
-    return Interval(mean, float(ci.low), float(ci.high), n, float(p_claim), float(p_other))
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of a family of p-values (NaN stays NaN, and does not count)."""
-    p = np.asarray(pvalues, dtype=float)
-    valid = np.flatnonzero(~np.isnan(p))
-    adjusted = p.copy()
-    order = valid[np.argsort(p[valid])]
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
-
-
-def verdict(found: Interval, p_claim: float | None = None, p_other: float | None = None) -> str:
-    """SUPPORTED / CONTRADICTED / INCONCLUSIVE from one-sided p-values at LEVEL / 2 (by default the interval's;
-    Holm-adjusted ones where a family is tested). n = 1 is always INCONCLUSIVE."""
-    if found.n < 2:
-        return INCONCLUSIVE
-    p_claim = found.p_claim if p_claim is None else p_claim
-    p_other = found.p_other if p_other is None else p_other
-    if p_claim < LEVEL / 2:
-        return SUPPORTED
-    if p_other < LEVEL / 2:
-        return CONTRADICTED
-    return INCONCLUSIVE
 
 
 def _name(method: str, table: str | None = None) -> str:
     """A paper method's name in the checks' text (the built-in declarations': the claims are about them)."""
     return artefacts.label(Catalog.builtin(), method, table)
+
+
+def _compare(frame: pd.DataFrame, label: str, rule: Rule, *, table: str, cells_name: str, published: bool) -> Check:
+    """verdicts.compare with the two methods named as `table` labels them."""
+    return compare(frame, label, rule, (_name(rule.a, table), _name(rule.b, table)), cells_name=cells_name,
+                   published=published)
 
 
 def cells(results: Results) -> pd.DataFrame:
@@ -206,54 +95,6 @@ def cells(results: Results) -> pd.DataFrame:
 def published_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """A published table's means as cells of one seed (the paper gives no seeds)."""
     return frame.assign(seed=0, value=frame["mean"])[[*UNIT, "method", "metric", "value"]]
-
-
-def pairs(frame: pd.DataFrame, metric: str, a: str, b: str) -> pd.DataFrame:
-    """Units where both methods have `metric`: UNIT + columns a and b."""
-    part = frame[(frame["metric"] == metric) & frame["method"].isin([a, b])]
-    wide = part.pivot_table(index=UNIT, columns="method", values="value", aggfunc="mean")
-    if a not in wide or b not in wide:
-        return pd.DataFrame(columns=[*UNIT, a, b])
-    return wide[[a, b]].dropna().reset_index()
-
-
-@dataclass(frozen=True)
-class Rule:
-    """`a` relation `b` on `metric`: ">=" (non-inferiority, margin MARGIN), ">" or "<" (strict)."""
-
-    metric: str
-    a: str
-    b: str
-    relation: str
-
-    @property
-    def threshold(self) -> float:
-        return -MARGIN if self.relation == ">=" else 0.0
-
-    @property
-    def side(self) -> str:
-        return "below" if self.relation == "<" else "above"
-
-    def holds(self, difference: float) -> bool:
-        """The point comparison (published numbers): plain >=, > or <."""
-        return {">=": difference >= 0, ">": difference > 0, "<": difference < 0}[self.relation]
-
-
-def _compare(frame: pd.DataFrame, label: str, rule: Rule, *, table: str | None, cells_name: str,
-             published: bool) -> Check:
-    """One paired comparison as a Check: a verdict on ours, or PASS / FAIL on the published means."""
-    both = pairs(frame, rule.metric, rule.a, rule.b)
-    name_a, name_b = _name(rule.a, table), _name(rule.b, table)
-    if both.empty:
-        return Check(label, NOT_RUN, f"no {name_a} and {name_b} records on the same {cells_name}")
-    diffs = both[rule.a] - both[rule.b]
-    if published:
-        mean = float(diffs.mean())
-        return Check(label, PASS if rule.holds(mean) else FAIL,
-                     f"{rule.metric} {name_a} {both[rule.a].mean():.2f} vs {name_b} {both[rule.b].mean():.2f}")
-    found = interval(diffs, rule.threshold, rule.side)
-    return Check(label, verdict(found), f"{rule.metric} {name_a} - {name_b} = {found.text()} over {cells_name} "
-                                        f"(means {both[rule.a].mean():.2f} vs {both[rule.b].mean():.2f})")
 
 
 def best_aacc(frame: pd.DataFrame, *, published: bool = False) -> list[Check]:
@@ -402,14 +243,33 @@ def overhead(results: Results) -> list[Check]:
     return checks
 
 
+def every_cell(ours: pd.DataFrame, results: Results) -> pd.DataFrame:
+    """Scope of Tables I and IV: every dataset, domain and seed."""
+    return ours
+
+
+def vlcs_like_cells(ours: pd.DataFrame, results: Results) -> pd.DataFrame:
+    """Scope of Table II: the VLCS-like dataset."""
+    return ours[ours["dataset"] == results.vlcs_like()]
+
+
+def first_domain_cells(ours: pd.DataFrame, results: Results) -> pd.DataFrame:
+    """Scope of Table III: the models trained on the VLCS-like dataset's first domain."""
+    dataset = results.vlcs_like()
+    domains = list(results.catalog.datasets.get(dataset, ())) or results.domains(dataset)
+    return ours[(ours["dataset"] == dataset) & (ours["train_domain"] == (domains[:1] or [""])[0])]
+
+
 @dataclass
 class ClaimSpec:
-    """A claim's text and the function that checks it on cells (or on the results)."""
+    """A claim's text, the published table it is checked on, its scope (which of our cells it reads) and the
+    function that checks it on those cells; `table` None: the check reads the results itself (claim 6)."""
 
     title: str
     source: str
     rule: str
     table: str | None
+    scope: Callable[[pd.DataFrame, Results], pd.DataFrame] | None = field(repr=False)
     check: Callable = field(repr=False)
 
 
@@ -417,27 +277,28 @@ CLAIMS = (
     ClaimSpec("EGAT has the best aAcc in every domain", "Table I, Sec. V-D b: \"EGAT demonstrates a substantial "
               "improvement in aAcc over all baselines\"", f"per dataset and training domain, EGAT's aAcc (PGD at the "
               f"tables' eps) minus the strongest other Table I method's, paired by seed, > -{MARGIN:g} point; Holm "
-              "over the domains", "table1", best_aacc),
+              "over the domains", "table1", every_cell, best_aacc),
     ClaimSpec("EGAT has the best mean OOD rank with the lowest rank variance", "Table II, Sec. V-F: \"EGAT secures "
               "the best average rank (2.17)\", \"consistently holds the top place (with a variance of 0.81)\", "
               "\"never dropping below rank 3\"", f"Table II's ranks computed per seed: EGAT's rank mean and rank "
               f"variance (ddof=0) minus the best other method's < {RANK_MARGIN:g}; its worst rank < 3.5",
-              "table2", ood_rank),
+              "table2", vlcs_like_cells, ood_rank),
     ClaimSpec("Ablation directions", "Table IV, Sec. V-H: removing EGL \"may lead to higher adversarial accuracy, "
               "but at the cost of explanation quality\" (\"EGAT yields a substantially higher Comp ... and lower "
               "Suff\"); AT is what makes EGAT robust", f"Table IV's in-domain values paired by (dataset, domain, "
-              f"seed); strict directions against 0, \">=\" with a {MARGIN:g}-point margin", "table4", ablation),
+              f"seed); strict directions against 0, \">=\" with a {MARGIN:g}-point margin", "table4", every_cell,
+              ablation),
     ClaimSpec("Guide-map quality orders OOD accuracy", "Table III, Sec. V-G b: mild noise \"has only a limited "
               "impact\", heavier noise \"leads to a clear performance drop\", golden guides \"substantially improve "
               "OOD accuracy\"", f"Table III's OOD cAcc (test domains other than the training one) paired by (test "
-              f"domain, seed), each pair > -{MARGIN:g} point", "table3", guide_quality),
+              f"domain, seed), each pair > -{MARGIN:g} point", "table3", first_domain_cells, guide_quality),
     ClaimSpec("Other explainers work at least as well as Grad-CAM", "Table III, Sec. V-G a: EGAT with SG improves OOD "
               "accuracy on every test domain, \"similar improvements can also be observed for IG and Finer-CAM\"",
-              "as claim 4", "table3", explainers),
+              "as claim 4", "table3", first_domain_cells, explainers),
     ClaimSpec("EGAT's training-time overhead is limited", "Fig. 3, Sec. V-I: \"+37% on aAcc requiring only a limited "
               "increase (+16%) in per-epoch training time\" (the method compared with is not named)",
               f"per dataset, EGAT's time per epoch / ERM's - 1 < {PAPER_OVERHEAD:g}, and / Madry AT's, paired by "
-              "(domain, seed), same model", None, overhead),
+              "(domain, seed), same model", None, None, overhead),
 )
 
 
@@ -446,17 +307,13 @@ def check_claims(results: Results) -> list[Claim]:
     ours = cells(results)
     published = reference_frames(map(ARTEFACTS.get, ARTEFACTS), results.catalog,
                                  our_names=results.profile.name == "paper")
-    scoped = {"table1": ours, "table4": ours, "table2": ours[ours["dataset"] == results.vlcs_like()]}
-    dataset = results.vlcs_like()
-    domains = list(results.catalog.datasets.get(dataset, ())) or results.domains(dataset)
-    scoped["table3"] = ours[(ours["dataset"] == dataset) & (ours["train_domain"] == (domains[:1] or [""])[0])]
     claims = []
     for spec in CLAIMS:
         if spec.table is None:
             claims.append(Claim(spec.title, spec.source, spec.rule, spec.check(results),
                                 "not in the tables: +16% time for +37% aAcc, as stated in the text"))
             continue
-        checks = spec.check(scoped[spec.table])
+        checks = spec.check(spec.scope(ours, results))
         theirs = spec.check(published_cells(published[spec.table]), published=True)
         by_label = {c.label: c for c in theirs}
         for c in checks:
@@ -465,7 +322,7 @@ def check_claims(results: Results) -> list[Claim]:
         passed = sum(c.status == PASS for c in theirs)
         run = sum(c.status != NOT_RUN for c in theirs)
         claims.append(Claim(spec.title, spec.source, spec.rule, checks,
-                            f"{_published_status(theirs)} ({passed}/{run} checks pass)"))
+                            f"{published_status(theirs)} ({passed}/{run} checks pass)"))
     return claims
 
 

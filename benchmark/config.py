@@ -59,6 +59,9 @@ class Profile:
     #: test images the probe's three PGD-10 runs (large eps, transfer, and the white-box one the transfer is compared
     #: with) attack: the first ones of the test split; None: all of them (the paper profile)
     probe_images: int | None = None
+    #: images of each other domain that out-of-domain accuracy reads: the first ones of the whole domain; None: all of
+    #: them (the quick and paper profiles; the tests' end-to-end profile reads fewer)
+    ood_images: int | None = None
 
     def attack_params(self, attack: str) -> dict[str, Any]:
         """The parameters this profile passes to `attack` beyond (model, x, y, eps, generator)."""

@@ -8,7 +8,7 @@ metrics computed from its shared inputs (`Evaluation`); the record's `metrics`:
 - cAcc: accuracy on the training domain's test split (Table I).
 - cAcc_cue_free: accuracy on the test split's cue-free twins (built-in benchmarks: the same objects with the
   spurious cue drawn independently of the class), the direct measure of reliance on the object.
-- ood_cAcc: accuracy on every other domain, whole (Table II).
+- ood_cAcc: accuracy on every other domain, whole (Table II), or on its first `ood_images` (a profile's).
 - aAcc[attack][eps]: accuracy on the test split under each attack at each eps (Table I uses PGD-10
   and `aa` at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
   comes from a generator seeded by the job's seed, so evaluation is reproducible. The profile may run an
@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from attacks.base import ATTACKS, eval_mode, resources_of
@@ -158,9 +158,10 @@ class Evaluation:
 
 
 def clean_and_ood(ev: Evaluation) -> None:
-    """Accuracy on every other domain, whole (cAcc and the cue-free twins' are declared metrics)."""
-    ev.metrics["ood_cAcc"] = {other.name: ev.accuracy(other.full) for other in ev.bench.domains
-                              if other.name != ev.domain.name}
+    """Accuracy on every other domain, whole or its first `ood_images` (cAcc and the cue-free twins' are declared
+    metrics)."""
+    ev.metrics["ood_cAcc"] = {other.name: ev.accuracy(_first(other.full, ev.profile.ood_images))
+                              for other in ev.bench.domains if other.name != ev.domain.name}
 
 
 def attack_grid(ev: Evaluation) -> None:
@@ -283,6 +284,11 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
     probe["flags"] = masking_flags({**metrics, "masking": probe}, table_eps=profile.table_eps,
                                    large_eps=profile.large_eps)
     return probe
+
+
+def _first(dataset: Dataset, limit: int | None) -> Dataset:
+    """The dataset's first `limit` items (all of them when None)."""
+    return dataset if limit is None else Subset(dataset, list(range(min(limit, len(dataset)))))
 
 
 def _first_images(batches: list[dict[str, Tensor]], limit: int | None) -> list[dict[str, Tensor]]:

@@ -127,6 +127,8 @@ class EvalJob:
         config = {"version": EVAL_VERSION, "train_key": self.train.key, "attacks": list(self.attacks),
                   "eps": list(self.eps), "attack_steps": profile.attack_steps,
                   "faithfulness_images": profile.faithfulness_images}
+        if profile.ood_images is not None:  # only then: the keys of profiles that read whole domains never change
+            config["ood_images"] = profile.ood_images
         settings = {a: profile.attack_params(a) for a in self.attacks if profile.attack_params(a)}
         if settings:
             config["attack_params"] = settings

@@ -53,7 +53,8 @@ def rebuild(record: dict[str, Any]) -> EvalJob:
 
     def train_job(train: dict[str, Any]) -> TrainJob:
         profile = replace(PROFILES.get(record["profile"]), **{k: train[k] for k in PROFILE_FIELDS},
-                          attack_steps=config["attack_steps"], faithfulness_images=config["faithfulness_images"])
+                          attack_steps=config["attack_steps"], faithfulness_images=config["faithfulness_images"],
+                          ood_images=config.get("ood_images"))
         return TrainJob(profile, train["dataset"], train["domain"], train["method"], train["seed"], train["hparams"])
 
     source = config.get("transfer_source_train")

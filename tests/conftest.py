@@ -1,6 +1,6 @@
-"""Test-wide settings: one torch thread (the suite runs on 2-core machines, often beside other work)
-and a private cache for generated benchmarks, inherited by CLI subprocesses. Also the trainings that
-several modules need identically, done once per session."""
+"""Test-wide settings: one torch thread (the suite runs on 2-core machines, often beside other work), a private
+cache for generated benchmarks, inherited by CLI subprocesses, and the end-to-end tests' profile `e2e`
+(tests/e2e_profile.py). Also the trainings that several modules need identically, done once per session."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +22,14 @@ from benchmark.data import ArrayDataset, Benchmark, load_benchmark, split_indice
 from benchmark.data.synthetic import domain_arrays
 from benchmark.models import Classifier, build_model
 from benchmark.numerics import keep_freed_memory
+from benchmark.plugins import load_file
 from benchmark.train import seed_everything, train
 from methods import METHODS
+
+#: the end-to-end tests' profile, a plugin file (registered in this process by pytest_configure)
+E2E_PROFILE_FILE = Path(__file__).with_name("e2e_profile.py")
+#: the command-line flags that run a grid under it (a subprocess loads the plugin; here loading it again is a no-op)
+E2E_ARGS = ("--plugins", str(E2E_PROFILE_FILE), "--profile", "e2e")
 
 #: a small, briefly trained DDPM for SCA (the real one is trained once per dataset and cached)
 QUICK_TEST_DDPM = DDPMConfig(channels=(16, 32), steps=150, batch_size=32, lr=3e-3)
@@ -33,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     keep_freed_memory()  # as every job does (benchmark/numerics.py): no number changes, no page-faulting
+    load_file(E2E_PROFILE_FILE)
 
 
 @pytest.fixture(scope="session")

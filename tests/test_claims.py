@@ -12,6 +12,19 @@ from scipy import stats
 
 from benchmark.artefacts import ARTEFACTS
 from benchmark.claims import (
+    ablation,
+    best_aacc,
+    check_claims,
+    explainers,
+    guide_quality,
+    ood_rank,
+    overhead,
+    published_cells,
+    render_claims,
+)
+from benchmark.reference import reference_frames
+from benchmark.results import Results
+from benchmark.verdicts import (
     CONTRADICTED,
     FAIL,
     INCONCLUSIVE,
@@ -20,21 +33,10 @@ from benchmark.claims import (
     PASS,
     SUPPORTED,
     UNIT,
-    ablation,
-    best_aacc,
-    check_claims,
-    explainers,
-    guide_quality,
     holm,
     interval,
-    ood_rank,
-    overhead,
-    published_cells,
-    render_claims,
     verdict,
 )
-from benchmark.reference import reference_frames
-from benchmark.results import Results
 from tests.report_helpers import PROFILE, assert_golden, eval_record, fixture_results
 
 

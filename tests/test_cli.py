@@ -23,6 +23,7 @@ import torch
 
 from benchmark import run
 from benchmark.arguments import one_line_warning
+from tests.conftest import E2E_ARGS
 
 RUN = [sys.executable, "-m", "benchmark.run"]
 
@@ -69,7 +70,8 @@ def test_list_prints_every_registry(run_main):
     assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles", "metrics"}
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
-    assert "aa (cost 140x PGD-10; quick profile: 5x (n_iter 10, n_targets 1, n_queries 50))" in lines["attacks"]
+    assert "aa (cost 140x PGD-10; quick profile: 5x (n_iter 10, n_targets 1, n_queries 50); e2e profile: 5x" in lines[
+        "attacks"]  # e2e: the tests' profile (tests/e2e_profile.py), registered in the test process
     assert "pgd (cost 1x PGD-10)" in lines["attacks"] and "square (cost 200x PGD-10; quick profile: 2.4x" in lines[
         "attacks"]
     assert "Suff (Suff; -100..100, lower is better; at Suff, no cost of its own; in table1 table4 table5)" in lines[
@@ -79,11 +81,12 @@ def test_list_prints_every_registry(run_main):
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):
-    """Through the default launcher (processes). Also: with stdout and stderr going to a file (a log), one line
-    for the finished job and a summary, and no carriage-return progress redraws (test_launchers: several jobs);
-    and its records alone, as a fresh clone has them in the default results folder, plan as done."""
-    args = ("--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks", "none",
-            "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path / "results"))
+    """Through the default launcher (processes), under the tests' e2e profile. Also: with stdout and stderr going
+    to a file (a log), one line for the finished job and a summary, and no carriage-return progress redraws
+    (test_launchers: several jobs); and its records alone, as a fresh clone has them in the default results folder,
+    plan as done."""
+    args = (*E2E_ARGS, "--methods", "erm", "--datasets", "shapes", "--domains", "0", "--seeds", "0", "--attacks",
+            "none", "--steps", "20", "--no-pretrained", "--results-dir", str(tmp_path / "results"))
     log = tmp_path / "grid.log"
     with log.open("w") as out:
         code = subprocess.run([*RUN, *args], stdout=out, stderr=subprocess.STDOUT, timeout=600).returncode
@@ -93,7 +96,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
     assert [line.split(" in ")[0] for line in text.splitlines() if line.startswith("job ")] == [
         "job 1/1 done: erm shapes/studio seed 0"] and "progress: 1/1 jobs done" in text
     tmp_path = tmp_path / "results"
-    runs = tmp_path / "quick" / "runs"
+    runs = tmp_path / "e2e" / "runs"
     (eval_path,) = (runs / "eval").glob("*.json")
     (train_path,) = (runs / "train").glob("*.json")
     record = json.loads(eval_path.read_text())
@@ -102,6 +105,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
         assert field in record, field
     assert (record["kind"], record["dataset"], record["train_domain"], record["method"]) == (
         "eval", "shapes", "studio", "erm")
+    assert (record["profile"], record["config"]["ood_images"]) == ("e2e", 200)  # the plugin's profile, in the worker
     metrics = record["metrics"]
     assert set(metrics) >= {"cAcc", "ood_cAcc", "aAcc", "Comp", "Suff", "time_per_epoch_s"}
     assert set(metrics["ood_cAcc"]) == {"street", "scene", "photo"}
@@ -115,13 +119,13 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
 
     clone = tmp_path.parent / "clone"
-    shutil.copytree(runs, clone / "results" / "quick" / "runs")  # the records, not the checkpoints (not committed)
+    shutil.copytree(runs, clone / "results" / "e2e" / "runs")  # the records, not the checkpoints (not committed)
     monkeypatch.chdir(clone)
     committed = run_main(*args[:-2])  # the default --results-dir
     assert committed.returncode == 0, committed.stderr
     assert "1 done, 0 to train and evaluate, 0 to evaluate" in committed.stdout
-    assert "1 of 1 jobs are already in results/quick/ (the committed records" in committed.stdout
-    assert "all jobs are done" in committed.stdout and not (clone / "results" / "quick" / "checkpoints").exists()
+    assert "1 of 1 jobs are already in results/e2e/ (the committed records" in committed.stdout
+    assert "all jobs are done" in committed.stdout and not (clone / "results" / "e2e" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
@@ -133,7 +137,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
         (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm"),
         (("--eps", "0,abc"), "malformed eps 'abc'"),
         (("--eps", "-0.1"), "eps -0.1 is outside [0, 1]"),
-        (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper"),
+        (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper, e2e"),
         (("--launcher", "k8s"), "unknown launcher 'k8s'; valid choices: local"),
         (("--seeds", "x"), "malformed seeds 'x'"),
         (("--hparams", "erm.x=1"), "unknown hyperparameter 'x' for method erm; valid choices: none"),

@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.config import PROFILES, parse_hparam_overrides
 from benchmark.data import DATASETS
-from benchmark.jobs import make_train_job
+from benchmark.jobs import EvalJob, make_train_job
 from benchmark.registry import UserError
 from methods import METHODS, method_hparams
 
@@ -66,3 +66,17 @@ def test_parse_hparam_overrides():
         "egat": {"lambda_adv": "0.3"}, "at": {"pgd_steps": "5"}}
     with pytest.raises(UserError, match="expected METHOD.KEY=VALUE"):
         parse_hparam_overrides("egat=1")
+
+
+def test_ood_images_enters_the_eval_key_only_where_a_profile_sets_it():
+    """The built-in profiles read whole domains and their keys never name `ood_images`; the tests' e2e profile reads
+    the first 200 images of each other domain, and its keys say so (no record of it can pass for a quick one)."""
+    quick, e2e = PROFILES.get("quick"), PROFILES.get("e2e")
+    assert quick.ood_images is None and PROFILES.get("paper").ood_images is None and e2e.ood_images == 200
+
+    def eval_config(profile):
+        return EvalJob(make_train_job(profile, "shapes", "studio", "erm", 0), ("pgd",), (0.02,)).config()
+
+    assert "ood_images" not in eval_config(quick) and eval_config(e2e)["ood_images"] == 200
+    whole = eval_config(dataclasses.replace(e2e, ood_images=None))
+    assert {k: v for k, v in eval_config(e2e).items() if k != "ood_images"} == whole and "ood_images" not in whole

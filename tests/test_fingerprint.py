@@ -14,7 +14,8 @@ from benchmark.jobs import run_eval, weights_digest
 from benchmark.results import Results
 from benchmark.store import Store
 
-PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8, pretrained=False)
+#: the tests' e2e profile (tests/e2e_profile.py), 3 steps and the explanation metrics on 8 images: a quicker test
+PROFILE = replace(PROFILES.get("e2e"), steps=3, eval_every=3, faithfulness_images=8)
 
 CODE = '''"""A module."""
 
@@ -46,7 +47,7 @@ def _one_job():
 
 def test_grid_recomputes_stale_records_and_tables_leave_them_out(tmp_path):
     (job,) = _one_job()
-    store = Store(tmp_path, "quick")
+    store = Store(tmp_path, PROFILE.name)
     record = run_eval(job, store, data_root=None, device="cpu", progress=False)
     assert record_is_current(record) and record["numerics"]["threads"] == 1
     assert make_plan([job], str(tmp_path)).done == [job]
@@ -74,7 +75,7 @@ def test_grid_recomputes_stale_records_and_tables_leave_them_out(tmp_path):
 
 def test_a_finished_job_needs_its_records_not_its_checkpoint_and_other_weights_redo_its_evaluation(tmp_path):
     (job,) = _one_job()
-    store = Store(tmp_path, "quick")
+    store = Store(tmp_path, PROFILE.name)
     record = run_eval(job, store, data_root=None, device="cpu", progress=False)
     train = store.read("train", job.train.key)
     assert record["weights_digest"] == {"model": train["weights_digest"]}
@@ -106,11 +107,11 @@ def test_a_grid_that_retrains_into_other_weights_makes_the_earlier_grids_evaluat
              Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="pgd"))
     monkeypatch.setitem(ARTEFACTS._items, "twogrids", Artefact("twogrids", "table", ("erm",), lambda *a: [],
                                                                  grids=grids))
-    monkeypatch.setitem(PROFILES._items, "quick", PROFILE)  # its explanation metrics on 8 images: a quicker test
-    argv = ["twogrids", "--results-dir", str(tmp_path), "--steps", "3", "--seeds", "0", "--no-pretrained",
+    monkeypatch.setitem(PROFILES._items, PROFILE.name, PROFILE)
+    argv = ["twogrids", "--profile", PROFILE.name, "--results-dir", str(tmp_path), "--steps", "3", "--seeds", "0",
             "--launcher", "local"]
     assert reproduce.main(argv) == 0
-    store = Store(tmp_path, "quick")
+    store = Store(tmp_path, PROFILE.name)
     [first, second] = sorted(store.records("eval"), key=lambda r: r["config"]["attacks"])  # fgsm, pgd
     assert first["weights_digest"] == second["weights_digest"]
     store.checkpoint_path(first["train_key"]).unlink()
@@ -124,4 +125,4 @@ def test_a_grid_that_retrains_into_other_weights_makes_the_earlier_grids_evaluat
         {"fgsm": "b" * 16, "pgd": "b" * 16}
     stale = {**store.read("eval", first["key"]), "weights_digest": first["weights_digest"]}
     assert Results.from_records([stale], PROFILE, train_weights={first["train_key"]: "b" * 16}).stale == 1
-    assert Results.load(tmp_path, "quick").stale == 0
+    assert Results.load(tmp_path, PROFILE.name).stale == 0

@@ -18,9 +18,10 @@ from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs, make_plan
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.store import Store
+from tests.conftest import E2E_ARGS
 
-#: from random weights: the tests never pretrain (tests/test_pretrain.py covers the pretrained path)
-PROFILE = replace(PROFILES.get("quick"), steps=10, eval_every=5, faithfulness_images=16, pretrained=False)
+#: the tests' e2e profile (from random weights, evaluated on fewer images: tests/e2e_profile.py), 10 steps
+PROFILE = replace(PROFILES.get("e2e"), steps=10, eval_every=5)
 
 
 def tiny_grid() -> list:
@@ -32,7 +33,7 @@ def tiny_grid() -> list:
 def metrics_by_key(results_dir) -> dict:
     """Every eval record's metrics except the measured training time (it differs run to run), with the numeric
     settings and the code fingerprint it records, and its training's best step and validation accuracy."""
-    store = Store(results_dir, "quick")
+    store = Store(results_dir, PROFILE.name)
     found = {}
     for r in store.records("eval"):
         train = store.read("train", r["train_key"])
@@ -82,11 +83,11 @@ def test_slurm_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
     """Also: the resumed run logs to a file (not a terminal): one line per job it finishes, no bar redraws."""
-    args = [sys.executable, "-m", "benchmark.run", "--methods", "erm", "--datasets", "shapes", "--domains", "0,1,2",
-            "--attacks", "none", "--steps", "20", "--seeds", "0", "--no-pretrained", "--results-dir",
+    args = [sys.executable, "-m", "benchmark.run", *E2E_ARGS, "--methods", "erm", "--datasets", "shapes", "--domains",
+            "0,1,2", "--attacks", "none", "--steps", "20", "--seeds", "0", "--no-pretrained", "--results-dir",
             str(tmp_path / "r")]
     tmp_path = tmp_path / "r"
-    evals = tmp_path / "quick" / "runs" / "eval"
+    evals = tmp_path / "e2e" / "runs" / "eval"
     grid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (evals.is_dir() and any(evals.glob("*.json"))):
@@ -112,12 +113,12 @@ def test_sigkilled_grid_resumes_without_redoing_finished_jobs(tmp_path):
         f"job {k}/{left} done" for k in range(1, left + 1)] and f"progress: {left}/{left} jobs done" in text
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, "a finished job was redone"
-    records = Store(tmp_path, "quick").records("eval")
+    records = Store(tmp_path, "e2e").records("eval")
     assert len(records) == 3 and len({r["key"] for r in records}) == 3
     assert {r["train_domain"] for r in records} == {"studio", "street", "scene"}
-    jobs = build_jobs(Selection(profile=replace(PROFILES.get("quick"), steps=20, eval_every=20, pretrained=False),
+    jobs = build_jobs(Selection(profile=replace(PROFILES.get("e2e"), steps=20, eval_every=20),
                                 datasets=("shapes",), domains="0,1,2", methods=("erm",), seeds=(0,), attacks=(),
-                                eps=PROFILES.get("quick").eps_grid))
+                                eps=PROFILES.get("e2e").eps_grid))
     assert len(make_plan(jobs, str(tmp_path)).done) == 3
 
 

@@ -17,8 +17,9 @@ from benchmark.grid import Selection, build_jobs
 from benchmark.jobs import machine, run_eval
 from benchmark.store import Store
 
-#: the test's own small profile (3 training steps, a few images for Comp / Suff): the check is exact, the job cheap
-PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8, pretrained=False)
+#: the test's own small profile (the tests' e2e profile, tests/e2e_profile.py, with 3 training steps and 8 images for
+#: Comp / Suff): the check is exact, the job cheap
+PROFILE = replace(PROFILES.get("e2e"), steps=3, eval_every=3, faithfulness_images=8)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,26 +28,26 @@ def store(tmp_path_factory) -> Store:
     results = tmp_path_factory.mktemp("verify")
     jobs = build_jobs(Selection(profile=PROFILE, datasets=("shapes",), domains="0,1", methods=("erm",), seeds=(0,),
                                 attacks=("fgsm",), eps=(0.02,)))
-    store = Store(results, "quick")
+    store = Store(results, PROFILE.name)
     for job in jobs:
         run_eval(job, store, data_root=None, device="cpu", progress=False)
     return store
 
 
 def test_verify_reproduces_a_fresh_store(store, capsys):
-    assert verify.main(["--results-dir", str(store.root.parent), "--sample", "2"]) == 0
+    assert verify.main(["--profile", PROFILE.name, "--results-dir", str(store.root.parent), "--sample", "2"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "2 of 2 identical"
 
 
 def test_verify_names_a_metric_edited_by_hand(store, tmp_path, capsys):
     import shutil
 
-    shutil.copytree(store.root, tmp_path / "quick")
-    path = sorted((tmp_path / "quick" / "runs" / "eval").glob("*.json"))[0]
+    shutil.copytree(store.root, tmp_path / PROFILE.name)
+    path = sorted((tmp_path / PROFILE.name / "runs" / "eval").glob("*.json"))[0]
     record = json.loads(path.read_text())
     record["metrics"]["aAcc"]["fgsm"]["0.02"] += 0.25
     path.write_text(json.dumps(record))
-    code = verify.main(["--results-dir", str(tmp_path), "--jobs", record["key"]])
+    code = verify.main(["--profile", PROFILE.name, "--results-dir", str(tmp_path), "--jobs", record["key"]])
     out = capsys.readouterr().out
     assert code == 1 and "0 of 1 identical" in out
     assert f"aAcc.fgsm.0.02: recorded {record['metrics']['aAcc']['fgsm']['0.02']!r}" in out
@@ -58,7 +59,7 @@ def test_verify_names_a_metric_edited_by_hand(store, tmp_path, capsys):
     (["--rtol", "-1"], "error: --rtol must be in [0, 1), got -1"),
 ])
 def test_bad_input_is_one_error_line(store, capsys, args, expected):
-    assert verify.main(["--results-dir", str(store.root.parent), *args]) == 2
+    assert verify.main(["--profile", PROFILE.name, "--results-dir", str(store.root.parent), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected)
 
