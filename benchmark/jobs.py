@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -273,12 +274,20 @@ def run_train(job: TrainJob, store: Store, *, data_root: str | None, device: str
     save the best checkpoint, then the train record, under the fixed numerics of every job (benchmark/numerics.py)
     and the job's lock (a job another process runs is waited for, then read). A non-finite loss is a
     DivergedError, or with `stop_on_divergence` (sweeps) the record's `diverged_at` (benchmark/train.py)."""
-    with store.job_lock("train", job.key):
-        if trained_current(job, store):
-            return store.read("train", job.key)
-        store.set_aside_invalid("train", job.key)
-        return _train(job, store, data_root=data_root, device=device, progress=progress,
-                      stop_on_divergence=stop_on_divergence)
+    return _once(store, "train", job.key, lambda: trained_current(job, store),
+                 lambda: _train(job, store, data_root=data_root, device=device, progress=progress,
+                                stop_on_divergence=stop_on_divergence))
+
+
+def _once(store: Store, kind: str, key: str, current: Callable[[], bool],
+          compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A job's record, computed only where the current code's is missing: under the job's lock, the record a
+    finished job (perhaps another grid's) left is read; an invalid one is moved aside before `compute` runs."""
+    with store.job_lock(kind, key):
+        if current():
+            return store.read(kind, key)
+        store.set_aside_invalid(kind, key)
+        return compute()
 
 
 def _train(job: TrainJob, store: Store, *, data_root: str | None, device: str, progress: bool,
@@ -313,12 +322,9 @@ def run_eval(job: EvalJob, store: Store, *, data_root: str | None, device: str =
              progress: bool = True, stop_on_divergence: bool = False) -> dict[str, Any]:
     """Evaluate a trained model (training it first if needed) and write the eval record, under the job's lock; a
     record of other code (stale fingerprint) is redone, an invalid one moved aside first."""
-    with store.job_lock("eval", job.key):
-        if evaluated_current(job, store):
-            return store.read("eval", job.key)
-        store.set_aside_invalid("eval", job.key)
-        return _evaluate(job, store, data_root=data_root, device=device, progress=progress,
-                         stop_on_divergence=stop_on_divergence)
+    return _once(store, "eval", job.key, lambda: evaluated_current(job, store),
+                 lambda: _evaluate(job, store, data_root=data_root, device=device, progress=progress,
+                                   stop_on_divergence=stop_on_divergence))
 
 
 def _evaluate(job: EvalJob, store: Store, *, data_root: str | None, device: str, progress: bool,
