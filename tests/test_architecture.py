@@ -237,7 +237,13 @@ def test_every_command_module_defines_main():
         mains = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main"]
         assert len(mains) == 1, f"{name} defines no main(argv)"
         assert [a.arg for a in mains[0].args.args] == ["argv"], name
-        assert not defines_main_guard(tree), f"{name}: run through `python -m`, main needs no guard"
+        assert defines_main_guard(tree), f"{name}: `python -m {name}` runs nothing without the __main__ guard"
+
+
+def test_a_command_module_runs_as_a_script():
+    out = subprocess.run([sys.executable, "-m", "benchmark.cli.render", "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m benchmark.render"), out.stderr
 
 
 def test_only_pure_aliases_have_a_main_guard_outside_the_cli_folder():

@@ -49,3 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"card of {args.dataset}: bands {'all met' if card['valid'] else 'NOT all met'}; "
           f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

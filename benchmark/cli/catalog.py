@@ -16,3 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     print(write_shipped_catalog(), file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

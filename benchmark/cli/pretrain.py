@@ -27,3 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         return report(err)
     print(f"{pretrained_path(args.model, image_size=args.image_size)} ready after {time.perf_counter() - start:.0f} s")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -79,3 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--plugins", args.plugins] if args.plugins else []
     only = ["--only", "all" if args.target == "all" else ",".join(dict.fromkeys([args.target, "claims"]))]
     return render.main([*common, *only])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

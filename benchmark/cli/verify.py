@@ -63,3 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{identical} of {len(found)} {same}")
     sys.stdout.flush()
     return 0 if identical == len(found) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
