@@ -51,7 +51,7 @@ case "$target" in
     samples)
         ensure_venv
         for dataset in shapes digits; do
-            "$VENV/bin/python" -m benchmark.data.preview --dataset "$dataset" --out "results/samples_$dataset.png"
+            "$VENV/bin/python" -m benchmark.cli.preview --dataset "$dataset" --out "results/samples_$dataset.png"
         done
         ;;
     ""|-h|--help)

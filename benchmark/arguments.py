@@ -1,6 +1,6 @@
 """The command-line flags the entry points share: picking and adjusting a profile, and where and how jobs run.
 
-`benchmark.run`, `benchmark.sweep` and `benchmark.reproduce` build their parsers from these helpers and
+The commands `run`, `sweep` and `reproduce` (benchmark/cli/) build their parsers from these helpers and
 turn the parsed flags into a profile and a `Launch` (benchmark/execute.py) here, so that every entry
 point reads and checks a flag the same way.
 """
@@ -8,6 +8,9 @@ point reads and checks a flag the same way.
 from __future__ import annotations
 
 import argparse
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from benchmark.registry import UserError
 
 def add_profile_arguments(p: argparse.ArgumentParser, *, selection: bool = True) -> None:
     """The flags that pick and adjust a profile; `selection` False leaves out --datasets and --model (an
-    artefact's grids set them: benchmark.reproduce)."""
+    artefact's grids set them: the reproduce command)."""
     p.add_argument("--profile", default="quick", help="quick (built-in data, CPU) or paper")
     if selection:
         p.add_argument("--datasets", default=None, help="comma list; default: the profile's datasets")
@@ -122,3 +125,14 @@ def launch_from_args(args: argparse.Namespace, plugins: tuple[str, ...], *, resu
 def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     """Warnings as one `warning: ...` line on stderr (the entry points' formatter)."""
     return f"warning: {message}\n"
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """While a command runs (also as a decorator of its `main`): warnings formatted by `one_line_warning`; the
+    previous formatter afterwards, so that calling `main` in a process changes nothing there."""
+    previous, warnings.formatwarning = warnings.formatwarning, one_line_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous

@@ -5,7 +5,7 @@ figures show each method's and attack's display name (declared beside it: method
 attacks/base.py) and list domains in their dataset's order. `catalog.json`, shipped with the package,
 is that information for the built-in registries, generated from their declarations:
 
-    python -m benchmark.catalog          # rewrite benchmark/catalog.json after changing a declaration
+    python -m benchmark.cli.catalog      # rewrite benchmark/catalog.json after changing a declaration
 
 A test fails when the file and the declarations disagree. Plugins' declarations are read from the
 live registries once their files are loaded (`Catalog.from_registries`).
@@ -14,7 +14,6 @@ live registries once their files are loaded (`Catalog.from_registries`).
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -67,14 +66,8 @@ def _shipped() -> Catalog:
     return Catalog(data["methods"], data["attacks"], {k: tuple(v) for k, v in data["datasets"].items()})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Rewrite benchmark/catalog.json from the built-in declarations."""
-    del argv
+def write_shipped_catalog() -> Path:
+    """Rewrite the shipped catalog.json from the built-in declarations (and any loaded plugin's); returns its path."""
     path = Path(__file__).with_name(CATALOG_FILE)
     path.write_text(Catalog.from_registries().as_json(), encoding="utf-8")
-    print(path, file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return path

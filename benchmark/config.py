@@ -50,7 +50,7 @@ class Profile:
     training_pgd: dict[str, Any] = field(default_factory=dict)
     #: the seeds a grid runs unless --seeds says otherwise (tables show mean ± SE and n over them)
     seeds: tuple[int, ...] = (0, 1, 2)
-    #: loop settings a hyperparameter sweep draws for every method (benchmark/sweep.py), as DomainBed does
+    #: loop settings the hyperparameter sweep draws for every method (benchmark/hyperparameter_search.py)
     loop_search: dict[str, Range] = field(default_factory=dict)
     #: attacks this profile runs with other parameters than their standard ones (the paper profile: none)
     attack_settings: dict[str, AttackSetting] = field(default_factory=dict)

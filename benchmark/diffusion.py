@@ -1,25 +1,23 @@
-"""Commands around the DDPM behind the SCA attack (the cache itself is attacks/sca/cache.py).
+"""Pictures of the DDPM behind the SCA attack (the cache itself is attacks/sca/cache.py), for its command:
 
-    python -m benchmark.diffusion train --dataset shapes [--device cpu] [--samples PATH]
-    python -m benchmark.diffusion examples --dataset shapes [--out results/sca_examples.png]
+    python -m benchmark.cli.diffusion train --dataset shapes [--device cpu] [--samples PATH]
+    python -m benchmark.cli.diffusion examples --dataset shapes [--out results/sca_examples.png]
 
-`train` trains (or finds) the cached DDPM explicitly; the first SCA evaluation does it otherwise.
-`examples` renders the README figure for a few test images of a quickly trained ERM cnn: original,
-reconstruction (inversion -> regeneration), SCA's regenerated image before the pixel projection,
-the adversarial image (projected) and the amplified difference.
+`train` trains (or finds) the cached DDPM explicitly (the first SCA evaluation does it otherwise) and can save
+fresh samples of it (`save_samples`). `examples` renders the README figure for a few test images of a quickly
+trained ERM cnn (`render_examples`): original, reconstruction (inversion -> regeneration), SCA's regenerated
+image before the pixel projection, the adversarial image (projected) and the amplified difference.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import torch
 
-from attacks.sca.cache import ddpm_path, load_or_train_ddpm
+from attacks.sca.cache import load_or_train_ddpm
+from attacks.sca.ddpm import Diffusion
 from benchmark.data import load_benchmark
-from benchmark.registry import UserError, report
 
 
 def render_examples(dataset: str, out: Path, *, eps: float = 0.04, images: int = 4, seed: int = 0,
@@ -79,40 +77,11 @@ def render_examples(dataset: str, out: Path, *, eps: float = 0.04, images: int =
     return save_png(fig, out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the SCA attack's DDPM, or render the README's SCA figure.")
-    parser.add_argument("command", choices=("train", "examples"))
-    parser.add_argument("--dataset", default="shapes")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--samples", type=Path, default=None, help="train: also save 16 fresh samples as a PNG")
-    parser.add_argument("--out", type=Path, default=Path("results/sca_examples.png"), help="examples: the PNG")
-    parser.add_argument("--eps", type=float, default=0.04, help="examples: the attack budget")
-    parser.add_argument("--images", type=int, default=4, help="examples: number of test images")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        if args.command == "train":
-            bench = load_benchmark(args.dataset, data_root=args.data_root)
-            start = time.perf_counter()
-            diffusion = load_or_train_ddpm(bench, device=args.device)
-            print(f"{ddpm_path(bench, diffusion.config)} ready after {time.perf_counter() - start:.0f} s")
-            if args.samples is not None:
-                from torchvision.utils import save_image
+def save_samples(diffusion: Diffusion, image_size: int, out: Path, *, device: str = "cpu") -> Path:
+    """Save 16 fresh samples of `diffusion` (generator seed 0) as a PNG grid of 8 per row; returns `out`."""
+    from torchvision.utils import save_image
 
-                samples = diffusion.sample(16, bench.image_size, torch.Generator(device=args.device).manual_seed(0))
-                args.samples.parent.mkdir(parents=True, exist_ok=True)
-                save_image(samples, args.samples, nrow=8)
-                print(args.samples)
-        else:
-            print(render_examples(args.dataset, args.out, eps=args.eps, images=args.images, device=args.device,
-                                  data_root=args.data_root))
-    except UserError as err:
-        return report(err)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    samples = diffusion.sample(16, image_size, torch.Generator(device=device).manual_seed(0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(samples, out, nrow=8)
+    return out

@@ -260,7 +260,7 @@ def resolve_device(device: str) -> torch.device:
 def machine() -> dict[str, str]:
     """The CPU a record was made on: its model and the instruction set torch's kernels dispatch to (AVX2,
     AVX512, ...). Same job, same code and the same capability give bit-identical metrics; another
-    capability runs other kernels, whose float rounding differs (benchmark/verify.py says so)."""
+    capability runs other kernels, whose float rounding differs (benchmark/verification.py says so)."""
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
              if line.startswith("model name")] if cpuinfo.is_file() else []

@@ -3,7 +3,7 @@
 A metric is declared once with `register_metric(name, ...)`: its display name, range and direction (which way is
 better), where its value lives in an eval record's `metrics` (`path`), the artefacts that show it, its cost per
 image relative to PGD-10, and how it is computed. Tables (Table V is the scorecard of every metric that names it),
-Fig. 5, `run.py`'s summary line and `--list` read these declarations; a plugin file adds a metric the same way
+Fig. 5, the grid's summary line and `--list` read these declarations; a plugin file adds a metric the same way
 (benchmark/plugins.py: its content digest enters the key of every eval job, since every evaluation computes it).
 
 A metric's value comes from one of three places:
@@ -58,7 +58,7 @@ class Metric:
     attack: str | None = None
     #: a column of the paper's own tables (Tables I and IV show it even where no record has it)
     in_paper: bool = False
-    #: shown on the grid's summary line (benchmark/run.py), in declaration order
+    #: shown on the grid's summary line (benchmark/execute.py), in declaration order
     summary: bool = False
 
     def description(self) -> str:

@@ -11,12 +11,11 @@ pretrain once, with a JSON sidecar of the cost and the corpus accuracy. Bump PRE
 the corpus or the pretraining changes what it produces. `starting_backbone` is where a job's model
 gets its pretrained weights (this pretraining's or ImageNet's); `build_model` only loads them.
 
-    python -m benchmark.pretrain [--model cnn]
+    python -m benchmark.cli.pretrain [--model cnn]      # pretrain (or find) the cached backbone
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -36,7 +35,7 @@ from benchmark.data.base import cache_dir
 from benchmark.models import build_model, imagenet_backbone_state, without_head
 from benchmark.numerics import job_numerics
 from benchmark.pretrain_corpus import CLASSES, make_corpus
-from benchmark.registry import UserError, report
+from benchmark.registry import UserError
 from benchmark.store import atomic_write_bytes, content_key, locked
 
 if TYPE_CHECKING:
@@ -200,22 +199,3 @@ def starting_backbone(profile: Profile) -> dict[str, Tensor] | None:
     if uses_synthetic_pretraining(profile):
         return pretrained_backbone_state(profile.model)
     return imagenet_backbone_state(profile.model)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Pretrain (or find) the cached backbone of a small cnn; print its path and the time it took."""
-    parser = argparse.ArgumentParser(description="Pretrain a quick-profile cnn on the synthetic corpus (cached).")
-    parser.add_argument("--model", default="cnn", choices=PRETRAINABLE)
-    parser.add_argument("--image-size", type=int, default=32)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        pretrained_backbone_state(args.model, image_size=args.image_size)
-    except UserError as err:
-        return report(err)
-    print(f"{pretrained_path(args.model, image_size=args.image_size)} ready after {time.perf_counter() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

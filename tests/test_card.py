@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import cards
+from benchmark import dataset_card
+from benchmark.cli import cards
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ROOT / "results" / "cards"
@@ -18,13 +19,13 @@ CARDS = ROOT / "results" / "cards"
 def test_committed_card_meets_every_band(dataset):
     path = CARDS / f"{dataset}.json"
     committed = json.loads(path.read_text())
-    assert committed["generator_version"] == cards.synthetic.GENERATOR_VERSION, "the card is of another generator"
+    assert committed["generator_version"] == dataset_card.synthetic.GENERATOR_VERSION, "the card of another generator"
     failing = [b for b in committed["bands"] if not b["pass"]]
     assert not failing, failing
     # the bands' verdicts follow from their values (nobody edited a verdict by hand)
-    rules = {name: test for name, _, _, test in cards.BANDS}
+    rules = {name: test for name, _, _, test in dataset_card.BANDS}
     assert all(rules[b["band"]](b["value"]) == b["pass"] for b in committed["bands"])
-    assert (CARDS / f"{dataset}.md").read_text() == cards.card_markdown(committed) and not committed["partial"]
+    assert (CARDS / f"{dataset}.md").read_text() == dataset_card.card_markdown(committed) and not committed["partial"]
     assert all(row["test"]["images"] >= 1000 for row in committed["domains"])
 
 
@@ -42,7 +43,7 @@ def test_card_is_remade_identically(tmp_path, capsys):
     made = json.loads((tmp_path / "a" / "shapes.json").read_text())
     assert [row["domain"] for row in made["domains"]] == ["scene"] and made["partial"]
     assert made["domains"][0]["stress"] and made["models"]["steps"] == 3
-    assert {b["band"] for b in made["bands"]} == {name for name, *_ in cards.BANDS}
+    assert {b["band"] for b in made["bands"]} == {name for name, *_ in dataset_card.BANDS}
 
 
 def test_card_of_a_folder_dataset_is_a_clear_error(tmp_path, capsys):

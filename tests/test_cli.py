@@ -2,7 +2,7 @@
 
 Each subprocess costs seconds of importing torch, so only two tests start a real `python -m benchmark.run`:
 the end-to-end train/evaluate/resume run and one bad-input run (exit code 2 and one stderr line, with the
-CLI's own warnings formatter). The other cases call `benchmark.run.main(argv)` in this process, with
+CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this process, with
 warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import run
 from benchmark.arguments import one_line_warning
+from benchmark.cli import run
 from tests.conftest import E2E_ARGS
 
 RUN = [sys.executable, "-m", "benchmark.run"]
@@ -50,7 +50,6 @@ def run_main(capsys) -> Callable[..., subprocess.CompletedProcess]:
                 warnings.resetwarnings()
                 for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
                     warnings.simplefilter("ignore", category)
-                warnings.filterwarnings("default", category=DeprecationWarning, module="benchmark.run")  # __main__
                 warnings.showwarning = _show_one_line
                 code = run.main(list(args))
         finally:

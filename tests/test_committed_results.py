@@ -12,8 +12,8 @@ from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.config import PROFILES
 from benchmark.fingerprint import record_is_current
 from benchmark.grid import build_jobs
-from benchmark.render import render
-from benchmark.reproduce import grids_of, has_pending, run_flags
+from benchmark.rendering import render
+from benchmark.reproduction import grids_of, has_pending, run_flags
 from benchmark.results import Results
 from benchmark.store import Store
 

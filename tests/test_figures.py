@@ -15,7 +15,7 @@ from benchmark.figures import (
     scorecard_points,
     time_points,
 )
-from benchmark.render import render
+from benchmark.rendering import render
 from benchmark.results import Results
 from tests.report_helpers import PROFILE, eval_record, fixture_results
 

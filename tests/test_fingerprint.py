@@ -100,8 +100,9 @@ def test_a_grid_that_retrains_into_other_weights_makes_the_earlier_grids_evaluat
     """As in a committed store (no checkpoints) evaluated again on another CPU: the second grid retrains the model
     into other weights; the tables then leave out the first grid's evaluation of the old weights, and `reproduce`
     redoes it in a second pass."""
-    from benchmark import jobs, reproduce
+    from benchmark import jobs
     from benchmark.artefacts import ARTEFACTS, Artefact, Grid
+    from benchmark.cli import reproduce
 
     grids = (Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="fgsm"),
              Grid(methods=("erm",), domains="0", first_dataset_only=True, attacks="pgd"))

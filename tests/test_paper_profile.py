@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import render
+from benchmark.cli import render
 from benchmark.data.folders import VLCS
 from tests.test_folders import make_tree
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import run
+from benchmark.cli import run
 from benchmark.registry import UserError
 from methods import METHODS
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import render, verify
+from benchmark.cli import render, verify
 from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs, make_plan
 from benchmark.launchers import LAUNCHERS, LaunchOptions

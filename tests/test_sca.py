@@ -12,7 +12,7 @@ from attacks.sca.attack import sca
 from attacks.sca.ddpm import DDPMConfig, Diffusion, train_ddpm
 from attacks.sca.inversion import invert, regenerate
 from attacks.sca.unet import UNet
-from benchmark import diffusion
+from benchmark.cli import diffusion as diffusion_command
 from benchmark.data import iterate, load_benchmark
 from benchmark.models import build_model
 from benchmark.registry import UserError
@@ -134,7 +134,7 @@ def test_ddpm_training_is_seeded_and_leaves_the_global_rng_alone(shapes) -> None
 
 
 def test_train_command_rejects_unknown_datasets(capsys) -> None:
-    assert diffusion.main(["train", "--dataset", "imagenet"]) == 2
+    assert diffusion_command.main(["train", "--dataset", "imagenet"]) == 2
     assert "unknown dataset 'imagenet'" in capsys.readouterr().err
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import sweep, tuned
+from benchmark import hyperparameter_search, tuned
+from benchmark.cli import sweep
 from benchmark.config import PROFILES
 from benchmark.data.folders import VLCS
+from benchmark.hyperparameter_search import draw_trial, select, sweep_store
 from benchmark.jobs import make_train_job
 from benchmark.registry import Range, UserError
-from benchmark.sweep import draw_trial, select, sweep_store
 from methods import METHODS, method_hparams
 from tests.test_folders import make_tree
 
@@ -120,7 +121,8 @@ def test_a_range_that_does_not_fit_its_parameter_is_rejected(tmp_path: Path, cap
 
 
 def test_train_jobs_take_the_tuned_values_and_variants_their_parents(tmp_path: Path, monkeypatch):
-    document = {"profile": "quick", "trials": 6, "selection": sweep.SELECTION_RULE, "selected": {"shapes": {
+    rule = hyperparameter_search.SELECTION_RULE
+    document = {"profile": "quick", "trials": 6, "selection": rule, "selected": {"shapes": {
         "egat": {"trial": 3, "hparams": {**method_hparams("egat", QUICK), "lambda_egl": 2.5, "lambda_adv": 0.7},
                  "loop": {"lr": 1e-3, "dropout": 0.1}, "records": []}}}}
     (tmp_path / "quick.json").write_text(json.dumps(document))
@@ -146,7 +148,7 @@ def test_train_jobs_take_the_tuned_values_and_variants_their_parents(tmp_path: P
 
 def test_the_committed_tuned_file_is_the_committed_sweeps_validation_selection():
     document = json.loads(COMMITTED_TUNED.read_text())
-    assert document["trials"] >= 6 and document["selection"] == sweep.SELECTION_RULE
+    assert document["trials"] >= 6 and document["selection"] == hyperparameter_search.SELECTION_RULE
     root = Path(__file__).resolve().parents[1]
     store = sweep_store(root / "results", QUICK)
     frame = pd.read_csv(store.root / "sweep.csv")

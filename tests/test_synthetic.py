@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from benchmark.cards import cue_class, guide_mask_correlation
 from benchmark.data import iterate, load_benchmark
 from benchmark.data.synthetic import (
     DIGIT_DOMAINS,
@@ -18,6 +17,7 @@ from benchmark.data.synthetic import (
     generate_digits,
     generate_shapes,
 )
+from benchmark.dataset_card import cue_class, guide_mask_correlation
 
 GENERATORS = [(generate_shapes, d) for d in range(4)] + [(generate_digits, d) for d in range(4)]
 

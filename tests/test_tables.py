@@ -9,7 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark import render
+from benchmark import rendering
+from benchmark.cli import render
 from benchmark.reference import reference
 from benchmark.results import Results, standard_error
 from benchmark.tables import competition_ranks, rank_summary, table1, table2, table3, table5
@@ -23,14 +24,14 @@ def fixture() -> Results:
 
 @pytest.mark.parametrize("name", ["table1", "table2", "table3", "table4", "table5"])
 def test_tables_match_golden_files(fixture, tmp_path, name):
-    written = render.render(fixture, tmp_path, only=[name])
+    written = rendering.render(fixture, tmp_path, only=[name])
     assert [p.name for p in written] == [f"{name}.csv", f"{name}.md"]
     for path in written:
         assert_golden(path)
 
 
 def test_csv_states_profile_data_settings_and_reads_back(fixture, tmp_path):
-    (csv, md) = render.render(fixture, tmp_path, only=["table1"])
+    (csv, md) = rendering.render(fixture, tmp_path, only=["table1"])
     header = [line for line in csv.read_text().splitlines() if line.startswith("# ")]
     assert header[1].startswith("# NOT THE PAPER'S RESULTS")
     for word in ("# profile: quick", "# data: shapes: built-in synthetic benchmark", "# settings: model cnn; 400 "
@@ -143,7 +144,7 @@ def test_paper_profile_prints_published_values_beside_ours(tmp_path):
     frame = table1(results, compare=True).frame.set_index(["train_domain", "method", "metric"])
     assert frame.loc[("Caltech101", "egat", "aAcc"), "paper"] == 98.23
     assert frame.loc[("L38", "egat", "aAcc"), "paper"] == 54.52  # TerraIncognita's "Location 38"
-    csv, md = render.render(results, tmp_path, only=["table1"])
+    csv, md = rendering.render(results, tmp_path, only=["table1"])
     assert "90.00 (98.23)" in md.read_text() and md.read_text().splitlines()[2].startswith("**paper profile")
     assert "paper" in pd.read_csv(csv, comment="#").columns
 

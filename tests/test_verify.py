@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import verify
+from benchmark import verification
+from benchmark.cli import verify
 from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs
 from benchmark.jobs import machine, run_eval
@@ -79,31 +80,31 @@ def test_verify_a_committed_job():
     measured ~1e-5 between an earlier machine and an AVX2 one)."""
     committed = ROOT / "tests" / "fixtures" / "verify"
     [record] = Store(committed, "quick").records("eval")
-    rtol = [] if verify.other_cpu(record) is None else ["--rtol", "1e-4"]
+    rtol = [] if verification.other_cpu(record) is None else ["--rtol", "1e-4"]
     assert verify.main(["--results-dir", str(committed), "--sample", "1", *rtol]) == 0
 
 
 def test_rtol_accepts_rounding_and_names_the_rest():
     recorded = {"metrics": {"cAcc": 91.25, "Comp": 1.4994696307182311, "aAcc": {"pgd": {"0.02": 10.0}}}}
     now = {"metrics": {"cAcc": 91.25, "Comp": 1.4994842302799225, "aAcc": {"pgd": {"0.02": 10.25}}}}
-    assert [d.split(":")[0] for d in verify.differences(recorded, None, now, {})] == ["Comp", "aAcc.pgd.0.02"]
-    assert [d.split(":")[0] for d in verify.differences(recorded, None, now, {}, rtol=1e-4)] == ["aAcc.pgd.0.02"]
+    assert [d.split(":")[0] for d in verification.differences(recorded, None, now, {})] == ["Comp", "aAcc.pgd.0.02"]
+    assert [d.split(":")[0] for d in verification.differences(recorded, None, now, {}, rtol=1e-4)] == ["aAcc.pgd.0.02"]
 
 
 def test_the_weights_digest_is_compared_exactly_and_without_rtol_not_at_all():
     same = {"metrics": {"cAcc": 91.25}}
     train = {"best_step": 40, "best_val_acc": 90.0, "weights_digest": "a" * 16}
     retrained = {**train, "weights_digest": "b" * 16}
-    assert [d.split(":")[0] for d in verify.differences(same, train, same, retrained)] == ["train.weights_digest"]
-    assert verify.differences(same, train, same, retrained, rtol=1e-4) == []  # the numbers decide, within rtol
+    assert [d.split(":")[0] for d in verification.differences(same, train, same, retrained)] == ["train.weights_digest"]
+    assert verification.differences(same, train, same, retrained, rtol=1e-4) == []  # the numbers decide, within rtol
     older = {k: v for k, v in train.items() if k != "weights_digest"}  # a record from before digests
-    assert verify.differences(same, older, same, retrained) == []
+    assert verification.differences(same, older, same, retrained) == []
 
 
 def test_a_record_of_another_cpu_capability_is_named():
     here = machine()
-    assert verify.other_cpu({"machine": here}) is None
+    assert verification.other_cpu({"machine": here}) is None
     other = "AVX512" if here["cpu_capability"] != "AVX512" else "AVX2"
-    assert verify.other_cpu({"machine": {"cpu": "Some CPU", "cpu_capability": other}}).startswith(
+    assert verification.other_cpu({"machine": {"cpu": "Some CPU", "cpu_capability": other}}).startswith(
         f"made on CPU capability {other} (Some CPU), verified on {here['cpu_capability']}")
-    assert "a CPU it does not record" in verify.other_cpu({})
+    assert "a CPU it does not record" in verification.other_cpu({})

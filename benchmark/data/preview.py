@@ -1,18 +1,14 @@
 """Render a PNG grid of samples per domain (image row + mask row), to see what a benchmark looks like.
 
-Usage: python -m benchmark.data.preview --dataset shapes --out results/samples_shapes.png
+The command: python -m benchmark.cli.preview --dataset shapes --out results/samples_shapes.png
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-import torch
 
 from benchmark.data import load_benchmark
 from benchmark.plotting import plt, save_png
-from benchmark.registry import UserError, report
 
 
 def render_samples(dataset: str, out: Path, *, per_domain: int = 8, data_root: str | None = None) -> Path:
@@ -39,22 +35,3 @@ def render_samples(dataset: str, out: Path, *, per_domain: int = 8, data_root: s
                  fontsize=10)
     fig.tight_layout()
     return save_png(fig, out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="shapes")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--per-domain", type=int, default=8)
-    parser.add_argument("--data-root", default=None)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    try:
-        print(render_samples(args.dataset, args.out, per_domain=args.per_domain, data_root=args.data_root))
-    except UserError as err:
-        return report(err)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

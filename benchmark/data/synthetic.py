@@ -13,7 +13,7 @@ The object's colour is independent of the class and of the background's colour; 
 than its surroundings with probability BRIGHTER_P (0.8), so the grey-level guide of EGAT is a noisy,
 positively correlated proxy for the object, as the paper assumes of photographs; in each dataset's
 stress domain (STRESS_DOMAINS) objects are iso-luminant with their surroundings and the guide says
-nothing about the object. The benchmark card (benchmark/cards.py) measures all of this.
+nothing about the object. The benchmark card (benchmark/dataset_card.py) measures all of this.
 
 - `shapes` (5 classes, like VLCS): geometric shapes; domains studio, street, scene, photo.
 - `digits` (10 classes, like TerraIncognita): scikit-learn's bundled handwritten digits, each glyph
