@@ -18,8 +18,8 @@ from benchmark.registry import Registry, UserError
 from benchmark.selection import Selection, parse_eps
 
 if TYPE_CHECKING:
-    from benchmark.catalog import Catalog
     from benchmark.config import Profile
+    from benchmark.display_catalog import Catalog
     from benchmark.results import Results
 
 

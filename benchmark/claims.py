@@ -36,7 +36,7 @@ import pandas as pd
 
 from benchmark import artefacts, tables
 from benchmark.artefacts import ARTEFACTS, Artefact, RenderRequest
-from benchmark.catalog import Catalog
+from benchmark.display_catalog import Catalog
 from benchmark.reference import reference_frames
 from benchmark.results import Results
 from benchmark.store import eps_label

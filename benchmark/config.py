@@ -113,7 +113,7 @@ PROFILES.add("quick", Profile(
     name="quick",
     datasets=("shapes", "digits"),
     model="cnn",
-    pretrained=True,  # the cnn's synthetic pretraining (benchmark/pretrain.py), in the role of ImageNet weights
+    pretrained=True,  # the cnn's synthetic pretraining (benchmark/pretraining.py), in the role of ImageNet weights
     image_size=None,
     steps=400,
     batch_size=32,
@@ -127,7 +127,7 @@ PROFILES.add("quick", Profile(
     faithfulness_images=200,
     light_models=("cnn_small",),
     notes=("quick profile: built-in synthetic benchmarks (32x32), small cnn fine-tuned from its synthetic "
-           "pretraining (benchmark/pretrain.py; the paper fine-tunes ImageNet weights), "
+           "pretraining (benchmark/pretraining.py; the paper fine-tunes ImageNet weights), "
            "400 Adam steps (lr 2e-3, batch 32), training-time PGD shortened as stated per method; "
            "evaluation attacks are the paper's (10 steps, alpha eps/4). Not the paper's numbers. "
            "Baselines scaled to the run: IG-NORM uses 2 path points (attack: 1), 2 PGD steps of 4/255 and "

@@ -69,7 +69,7 @@ CHOICES = {
     "BRIGHTER_P = 0.8, iso-luminant stress domains (scene, clutter)": "by construction: a positively correlated, "
     "noisy grey guide in three domains, an uninformative one in the fourth; checked on corr(guide, mask), a data "
     "statistic",
-    "pretrained cnn (benchmark/pretrain.py)": "from the reference models: from random weights quick ERM learned "
+    "pretrained cnn (benchmark/pretraining.py)": "from the reference models: from random weights quick ERM learned "
     "only the cue on digits (cue-free val 8-10%, chance 10%, at tints 0.06-0.12) and the object-only model reached "
     "81-85% val on shapes (band: 90%)",
     "TINT_STRENGTH digits 0.3": "from quick ERM (pretrained) on val: at 0.12 its cue-free accuracy was 8 points "

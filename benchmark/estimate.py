@@ -22,7 +22,7 @@ from benchmark.grid import Plan
 from benchmark.jobs import TrainJob, benchmark_for, new_method, resolve_device, trained_current
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
-from benchmark.pretrain import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
+from benchmark.pretraining import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
 from benchmark.store import Store
 from benchmark.train import to_device, training_step
 
@@ -154,7 +154,7 @@ def pretraining_seconds(profiles: Sequence[Profile]) -> float:
     """Seconds the synthetic pretraining of the profiles' models will take before the jobs start (it runs once, in
     the launching process: benchmark/execute.py pretrain_once), 0 for a backbone already cached. Timed here like
     the jobs' probe: a small corpus and PRETRAIN_PROBE_STEPS steps of the model, scaled to the declared corpus
-    and steps (benchmark/pretrain.py DEFAULT_CONFIG), under the jobs' numerics."""
+    and steps (benchmark/pretraining.py DEFAULT_CONFIG), under the jobs' numerics."""
     config, total = DEFAULT_CONFIG, 0.0
     models = {p.model for p in profiles if uses_synthetic_pretraining(p) and not pretrained_path(p.model).is_file()}
     for model in sorted(models):

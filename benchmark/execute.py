@@ -20,7 +20,7 @@ from benchmark.jobs import EvalJob, load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions, on_terminal
 from benchmark.metrics import METRICS
 from benchmark.numerics import job_numerics
-from benchmark.pretrain import pretrained_backbone_state, uses_synthetic_pretraining
+from benchmark.pretraining import pretrained_backbone_state, uses_synthetic_pretraining
 from benchmark.store import Store, eps_label
 
 #: where results go unless --results-dir says otherwise (the committed records live there)

@@ -33,7 +33,7 @@ from benchmark.metrics import METRICS
 from benchmark.models import MODELS, Classifier, build_model
 from benchmark.numerics import job_numerics
 from benchmark.plugins import digests
-from benchmark.pretrain import pretrain_identity, starting_backbone, uses_synthetic_pretraining
+from benchmark.pretraining import pretrain_identity, starting_backbone, uses_synthetic_pretraining
 from benchmark.provenance import same_weights
 from benchmark.registry import Registry, UserError
 from benchmark.store import Store, content_key, versions

@@ -135,7 +135,7 @@ def _small_resnet(num_classes: int, width: int, dropout: float) -> Classifier:
 @MODELS.register("cnn")
 def small_cnn(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     """Small ResNet-style net for 32x32 inputs (quick profile); its Grad-CAM layer is 8x8. Its pretrained
-    backbone comes from benchmark/pretrain.py's synthetic corpus (the role of ImageNet weights)."""
+    backbone comes from benchmark/pretraining.py's synthetic corpus (the role of ImageNet weights)."""
     return _small_resnet(num_classes, 32, dropout)
 
 

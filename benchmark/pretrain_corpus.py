@@ -1,4 +1,4 @@
-"""The synthetic pretraining corpus of the quick profile's small cnns (benchmark/pretrain.py trains on it).
+"""The synthetic pretraining corpus of the quick profile's small cnns (benchmark/pretraining.py trains on it).
 
 Its classes are disjoint from the built-in benchmarks' (no circle, square, triangle, cross, ring, no
 digits): 12 other shapes and 8 letters of PIL's default font, at random position, scale, rotation and

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.catalog import Catalog
 from benchmark.config import PAPER_DATASET_NAMES, PAPER_ROLES, PROFILES, Profile
+from benchmark.display_catalog import Catalog
 from benchmark.fingerprint import record_is_current
 from benchmark.flags import masking_flags
 from benchmark.metrics import recorded

@@ -28,7 +28,7 @@ import pandas as pd
 
 from benchmark import artefacts
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
-from benchmark.catalog import Catalog
+from benchmark.display_catalog import Catalog
 from benchmark.metrics import METRICS, shown_in
 from benchmark.reference import COLUMNS, with_paper
 from benchmark.results import CALIBRATION_MAPS, CALIBRATION_METRICS, Results, summarize

@@ -23,7 +23,7 @@ from benchmark.data import load_benchmark
 from benchmark.data.base import endless
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
-from benchmark.pretrain import starting_backbone
+from benchmark.pretraining import starting_backbone
 from benchmark.timing import interleaved_medians, print_medians, timed
 from benchmark.train import seed_everything, to_device, training_step
 from methods import METHODS, method_hparams

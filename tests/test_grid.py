@@ -82,7 +82,7 @@ def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs
     from dataclasses import replace
 
     from benchmark.estimate import planned_time, pretraining_seconds
-    from benchmark.pretrain import DEFAULT_CONFIG, pretrained_path
+    from benchmark.pretraining import DEFAULT_CONFIG, pretrained_path
 
     monkeypatch.setenv("EGAT_BENCH_CACHE", str(tmp_path))
     threads = torch.get_num_threads()

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark.pretrain as pretrain_module
+import benchmark.pretraining as pretrain_module
 from benchmark.cli.pretrain import main
 from benchmark.config import PROFILES
 from benchmark.data.synthetic import DIGIT_CLASSES, SHAPE_CLASSES
 from benchmark.models import build_model
-from benchmark.pretrain import PretrainConfig, pretrained_backbone_state, pretrained_path, starting_backbone
 from benchmark.pretrain_corpus import CLASSES, LETTERS, SHAPES, make_corpus, templates
+from benchmark.pretraining import PretrainConfig, pretrained_backbone_state, pretrained_path, starting_backbone
 from benchmark.registry import UserError
 
 #: a pretraining of a few steps: enough to exercise the cache and the loading

@@ -1,12 +1,12 @@
 """The catalog command: python -m benchmark.cli.catalog rewrites benchmark/catalog.json from the built-in
-declarations (benchmark/catalog.py says why rendering reads that file) and prints its path on stderr."""
+declarations (benchmark/display_catalog.py says why rendering reads that file) and prints its path on stderr."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmark.catalog import write_shipped_catalog
+from benchmark.display_catalog import write_shipped_catalog
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 `train` trains (or finds) the SCA attack's cached DDPM and prints its path and the time it took (with
 --samples, also saves and prints a PNG of fresh samples); `examples` renders the README's SCA figure
-(benchmark/diffusion.py) and prints its path.
+(benchmark/ddpm_pictures.py) and prints its path.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from attacks.sca.cache import ddpm_path, load_or_train_ddpm
 from benchmark.data import load_benchmark
-from benchmark.diffusion import render_examples, save_samples
+from benchmark.ddpm_pictures import render_examples, save_samples
 from benchmark.registry import UserError, report
 
 

@@ -1,6 +1,6 @@
 """The pretrain command: python -m benchmark.cli.pretrain [--model cnn|cnn_small] [--image-size 32].
 
-Pretrains (or finds) the cached backbone of a quick-profile cnn (benchmark/pretrain.py) and prints its path
+Pretrains (or finds) the cached backbone of a quick-profile cnn (benchmark/pretraining.py) and prints its path
 and the time it took.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmark.pretrain import PRETRAINABLE, pretrained_backbone_state, pretrained_path
+from benchmark.pretraining import PRETRAINABLE, pretrained_backbone_state, pretrained_path
 from benchmark.registry import UserError, report
 
 

@@ -1,5 +1,5 @@
 """The preview command: python -m benchmark.cli.preview --dataset shapes --out results/samples_shapes.png
-[--per-domain 8] [--data-root DIR]: renders a PNG grid of test samples per domain (benchmark/data/preview.py)
+[--per-domain 8] [--data-root DIR]: renders a PNG grid of test samples per domain (benchmark/samples.py)
 and prints its path."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.data.preview import render_samples
 from benchmark.registry import UserError, report
+from benchmark.samples import render_samples
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from benchmark.artefacts import ARTEFACTS, artefact_order
-from benchmark.catalog import Catalog
+from benchmark.display_catalog import Catalog
 from benchmark.plugins import load_plugins
 from benchmark.registry import UserError, report
 from benchmark.rendering import render

@@ -14,8 +14,8 @@ from importlib import resources
 import pandas as pd
 
 from benchmark.artefacts import ARTEFACTS, Artefact, label
-from benchmark.catalog import Catalog
 from benchmark.config import PAPER_DATASET_NAMES
+from benchmark.display_catalog import Catalog
 
 #: our long frames' columns (tables.py, claims.py)
 COLUMNS = ["dataset", "train_domain", "test_domain", "method", "name", "metric", "mean", "se", "n"]
