@@ -63,8 +63,9 @@ def ddpm(ddpm_on_shapes):
 
 def test_evaluate_fills_every_metric(trained, ddpm):
     bench, model, _ = trained
-    profile = PROFILES.get("quick")
-    """The paper's four attacks (the worst-case ones at standard strength cost minutes here: test_worst_case)."""
+    """The paper's four attacks (the worst-case ones at standard strength cost minutes here: test_worst_case), under
+    the tests' e2e profile (the quick profile's evaluation on fewer images: tests/e2e_profile.py)."""
+    profile = PROFILES.get("e2e")
     metrics = evaluate(model, bench, "studio", attacks=PAPER_ATTACKS, eps=(0.0, 0.02), profile=profile,
                        seed=0, device=torch.device("cpu"), progress=False, resources={"diffusion": ddpm})
     assert set(metrics["aAcc"]) == set(PAPER_ATTACKS)
@@ -82,7 +83,7 @@ def test_eval_record_of_the_worst_case_is_no_weaker_than_any_member_and_erm_rais
     square and PGD-10; its stages end at its accuracy; the masking probe ran and no flag fires on this ERM cnn (the
     transfer check is None: ERM is its own source); every explanation metric is present and in range."""
     bench, model, _ = trained
-    profile = PROFILES.get("quick")
+    profile = PROFILES.get("e2e")  # the quick profile's attacks; OOD, probe and explanations on fewer images
     members = ("pgd", "apgd-ce", "apgd-t", "square", "aa")
     metrics = evaluate(model, bench, "studio", attacks=members, eps=(0.02,), profile=profile, seed=0,
                        device=torch.device("cpu"), progress=False)

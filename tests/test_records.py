@@ -21,11 +21,12 @@ from benchmark.config import PROFILES
 from benchmark.grid import Selection, build_jobs, make_plan
 from benchmark.launchers import LAUNCHERS, LaunchOptions
 from benchmark.store import REQUIRED_FIELDS, InvalidRecordError, JobLock, Store
+from tests.conftest import E2E_ARGS
 from tests.report_helpers import RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the tests' own small profile: a few training steps and images, no attacks (the jobs are cheap)
-PROFILE = replace(PROFILES.get("quick"), steps=3, eval_every=3, faithfulness_images=8, pretrained=False)
+PROFILE = replace(PROFILES.get("e2e"), steps=3, eval_every=3, faithfulness_images=8)  # tests/e2e_profile.py
 
 
 def truncate(path: Path) -> None:
@@ -106,7 +107,7 @@ def grid(tmp_path_factory) -> tuple[Store, list]:
     jobs = build_jobs(Selection(profile=PROFILE, datasets=("shapes",), domains="0", methods=("erm",), seeds=(0,),
                                 attacks=(), eps=(0.0,)))
     LAUNCHERS.get("local")(jobs, LaunchOptions(str(results), None, "cpu"))
-    return Store(results, "quick"), jobs
+    return Store(results, PROFILE.name), jobs
 
 
 @pytest.mark.parametrize("kind, damage", [
@@ -116,8 +117,8 @@ def grid(tmp_path_factory) -> tuple[Store, list]:
 ])
 def test_the_grid_moves_an_invalid_record_aside_and_recomputes_its_job(grid, tmp_path, capsys, kind, damage):
     finished, jobs = grid
-    shutil.copytree(finished.root, tmp_path / "quick")
-    store = Store(tmp_path, "quick")
+    shutil.copytree(finished.root, tmp_path / PROFILE.name)
+    store = Store(tmp_path, PROFILE.name)
     [job] = jobs
     key = job.key if kind == "eval" else job.train.key
     path = store.record_path(kind, key)
@@ -144,10 +145,10 @@ def test_the_grid_moves_an_invalid_record_aside_and_recomputes_its_job(grid, tmp
 
 def test_verify_of_an_invalid_record_is_one_error_line(grid, tmp_path, capsys):
     finished, [job] = grid
-    shutil.copytree(finished.root, tmp_path / "quick")
-    path = Store(tmp_path, "quick").record_path("eval", job.key)
+    shutil.copytree(finished.root, tmp_path / PROFILE.name)
+    path = Store(tmp_path, PROFILE.name).record_path("eval", job.key)
     truncate(path)
-    assert verify.main(["--results-dir", str(tmp_path), "--jobs", job.key]) == 2
+    assert verify.main(["--profile", PROFILE.name, "--results-dir", str(tmp_path), "--jobs", job.key]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {path}: not valid JSON")
 
@@ -219,7 +220,8 @@ def test_two_grids_at_once_train_each_job_once(tmp_path):
     plugin.write_text(f"COUNTER = {str(counter)!r}\n" + COUNTING_METHOD)
     args = [sys.executable, "-m", "benchmark.run", "--methods", "erm-counted", "--datasets", "shapes", "--domains",
             "studio", "--seeds", "0,1", "--attacks", "none", "--steps", "20", "--no-pretrained", "--launcher",
-            "processes", "--workers", "1", "--plugins", str(plugin), "--results-dir", str(tmp_path / "r")]
+            "processes", "--workers", "1", "--plugins", f"{plugin},{E2E_ARGS[1]}", "--profile", "e2e",
+            "--results-dir", str(tmp_path / "r")]
     grids = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
              for _ in range(2)]
     outputs = [grid.communicate(timeout=600) for grid in grids]
@@ -229,6 +231,6 @@ def test_two_grids_at_once_train_each_job_once(tmp_path):
     builds = counter.read_text().split()
     trainings = [pid for pid in builds if int(pid) not in {grid.pid for grid in grids}]
     assert len(trainings) == 2, builds
-    store = Store(tmp_path / "r", "quick")
+    store = Store(tmp_path / "r", "e2e")
     assert len(store.records("train")) == 2 and len(store.records("eval")) == 2
     assert not any((store.root / "runs" / "locks").iterdir())
