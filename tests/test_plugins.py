@@ -14,6 +14,7 @@ import pytest
 from benchmark.cli import run
 from benchmark.registry import UserError
 from methods import METHODS
+from tests.conftest import E2E_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,34 +83,42 @@ def test_plugin_method_attack_metric_and_table_run_through_grid_workers_and_rend
     package_files = {p: p.stat().st_mtime_ns for pkg in ("benchmark", "methods", "attacks") for p in
                      (ROOT / pkg).rglob("*.py")}
     results = tmp_path / "results"
-    argv = ["table9", "--plugins", ",".join(str(p) for p in plugins.values()), "--results-dir", str(results),
-            "--steps", "3", "--seeds", "0", "--no-pretrained", "--launcher", "processes", "--workers", "2"]
+    files = ",".join(str(p) for p in plugins.values())
+    # the tests' e2e profile (tests/e2e_profile.py, itself a plugin file): the quick profile evaluated on fewer images
+    argv = ["table9", "--plugins", f"{files},{E2E_ARGS[1]}", "--profile", "e2e", "--results-dir", str(results),
+            "--steps", "3", "--seeds", "0", "--launcher", "processes", "--workers", "2"]
     out = subprocess.run([sys.executable, "-m", "benchmark.reproduce", *argv], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "--methods erm,erm-ls" in out.stdout and "--attacks pgd,signnoise" in out.stdout
-    table = (results / "quick" / "tables" / "table9.csv").read_text()
+    table = (results / "e2e" / "tables" / "table9.csv").read_text()
     assert "ERM + label smoothing" in table and "aAcc signnoise" in table and "aAcc pgd" in table
     assert "top2" in table  # the plugin metric, computed in the workers, in the plugin's table
     # the plugin's content is part of the keys of the jobs that use it, and of no other job
     method_digest = __import__("hashlib").sha256(plugins["method"].read_bytes()).hexdigest()
-    trains = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "train").glob("*.json")]
+    trains = [json.loads(p.read_text()) for p in (results / "e2e" / "runs" / "train").glob("*.json")]
     by_method = {r["method"]: r["config"] for r in trains}
     assert by_method["erm-ls"]["plugins"] == {"method:erm-ls": method_digest}
-    assert by_method["erm-ls"]["hparams"] == {"smoothing": 0.05}  # the quick profile's scaling of the plugin
+    assert by_method["erm-ls"]["hparams"] == {"smoothing": 0.1}  # its default: it scales only the quick profile
+    quick = subprocess.run([sys.executable, "-c", "from benchmark.plugins import load_plugins; from methods import "
+                            "method_hparams; from benchmark.config import PROFILES; load_plugins("
+                            f"{str(plugins['method'])!r}); print(method_hparams('erm-ls', PROFILES.get('quick')))"],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert quick.stdout.strip() == "{'smoothing': 0.05}", quick.stderr  # the quick profile's scaling of the plugin
     assert "plugins" not in by_method["erm"]
-    evals = [json.loads(p.read_text()) for p in (results / "quick" / "runs" / "eval").glob("*.json")]
+    evals = [json.loads(p.read_text()) for p in (results / "e2e" / "runs" / "eval").glob("*.json")]
     metric_digest = __import__("hashlib").sha256(plugins["metric"].read_bytes()).hexdigest()
     assert all(r["config"]["plugins"]["metric:top2"] == metric_digest for r in evals)  # every evaluation computes it
     assert all(set(r["config"]["plugins"]) == {"attack:signnoise", "metric:top2"} for r in evals) and len(evals) == 2
     assert all(r["metrics"]["cAcc"] <= r["metrics"]["top2"] <= 100 for r in evals)  # top-2 contains top-1
     # the renderer alone, with the plugins, draws the plugin's table; the package is untouched
-    code = subprocess.run([sys.executable, "-m", "benchmark.render", "--plugins", ",".join(map(str, plugins.values())),
-                           "--results-dir", str(results), "--only", "table9,table1,table5", "--methods", "erm,erm-ls"],
+    code = subprocess.run([sys.executable, "-m", "benchmark.render", "--plugins", f"{files},{E2E_ARGS[1]}", "--profile",
+                           "e2e", "--results-dir", str(results), "--only", "table9,table1,table5", "--methods",
+                           "erm,erm-ls"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert code.returncode == 0, code.stderr
-    assert "ERM + label smoothing" in (results / "quick" / "tables" / "table1.md").read_text()
-    scorecard = (results / "quick" / "tables" / "table5.md").read_text()
+    assert "ERM + label smoothing" in (results / "e2e" / "tables" / "table1.md").read_text()
+    scorecard = (results / "e2e" / "tables" / "table5.md").read_text()
     assert "| top-2 cAcc | flags |" in scorecard  # Table V's columns end with the plugin metric's, before the flags
     listed = subprocess.run([sys.executable, "-m", "benchmark.run", "--list", "--plugins", str(plugins["metric"])],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
