@@ -35,9 +35,8 @@ case "$target" in
     test)
         ensure_venv
         "$VENV/bin/ruff" check .
-        # one test process per core (-n auto; pass -n 0 to run them in this process); modules that share a
-        # session-trained model run on one process (--dist loadgroup with their xdist_group marks)
-        "$VENV/bin/python" -m pytest -q -n auto --dist loadgroup "$@"
+        # one test process per core (-n auto; pass -n 0 to run them in this process)
+        "$VENV/bin/python" -m pytest -q -n auto "$@"
         ;;
     run)
         ensure_venv

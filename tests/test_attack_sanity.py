@@ -14,10 +14,6 @@ from benchmark.figures import PAPER_ATTACKS
 from benchmark.train import accuracy
 from tests.conftest import reduced
 
-#: on one test worker with the other modules that use conftest's session-trained ERM cnn and DDPM, which each
-#: worker would otherwise train again (reproduce.sh runs pytest with --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("erm_cnn_on_shapes")
-
 EPS_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
 
 

@@ -20,10 +20,6 @@ from benchmark.flags import FLAGS, masking_flags
 from benchmark.masking import gradient_health
 from benchmark.store import eps_label
 
-#: on one test worker with the other modules that use conftest's session-trained ERM cnn and DDPM, which each
-#: worker would otherwise train again (reproduce.sh runs pytest with --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("erm_cnn_on_shapes")
-
 TABLE_EPS, LARGE_EPS = 0.02, 0.1  # the quick profile's table eps and the large eps of its checks
 #: a reduced aa, small enough for the tests (perf/worst_case_cost.py sizes the profile's)
 QUICK_AA = {"n_iter": 10, "n_targets": 1, "n_queries": 50}

@@ -17,10 +17,6 @@ from benchmark.data import iterate, load_benchmark
 from benchmark.models import build_model
 from benchmark.registry import UserError
 
-#: on one test worker with the other modules that use conftest's session-trained ERM cnn and DDPM, which each
-#: worker would otherwise train again (reproduce.sh runs pytest with --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("erm_cnn_on_shapes")
-
 TINY = DDPMConfig(channels=(8, 16), steps=3, batch_size=8)
 
 
