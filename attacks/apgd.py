@@ -8,10 +8,13 @@ checkpoints w_j = ceil(p_j N) of p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - 
 point when the loss rose in at most rho = 75% of the period's steps, or when the step was not halved
 at the previous checkpoint and the best loss has not improved since. As in AutoAttack's code, the
 first iteration's loss is compared with 0 rather than with the start's loss. A point counts as broken
-if any iterate misclassifies it; the output is its last misclassifying iterate, and x where none
-does (AutoAttack's output). Restarts (and apgd-t's targets) run only on the points still robust.
+if any iterate misclassifies it. Exact saving (`early_exit`, the default): a point leaves the working batch at the
+iterate that breaks it, which is its output; every state of the run is per sample, so the others' trajectories,
+and so the robust set, are those of the full-batch run (tests/test_worst_case.py compares the masks bit for bit).
+With early_exit=False every point runs all iterations and the output is its last misclassifying iterate
+(AutoAttack's output); x where none does. Restarts (and apgd-t's targets) run only on the points still robust.
 
-Given the same start, both attacks reproduce torchattacks 3.5.1's APGD (loss 'ce') and APGDT
+Given the same start and early_exit=False, both attacks reproduce torchattacks 3.5.1's APGD (loss 'ce') and APGDT
 (tests/test_worst_case.py): the generator draws each run's t as their seeded global RNG does.
 
 Parameters: the standard version (AutoAttack's) is `n_iter` = 100 iterations, `n_restarts` = 1 and,
@@ -35,13 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.base import register_attack
-from attacks.common import check_count, uniform
+from attacks.common import check_count, check_switch, uniform
 from benchmark.registry import UserError
 
-#: per-sample loss to maximise, from (logits, labels)
-Loss = Callable[[Tensor, Tensor], Tensor]
-#: the loss of one run, made for the points it attacks (apgd-t: from their clean logits' ranking)
-LossFor = Callable[[Tensor], Loss]
+#: per-sample loss to maximise, from (logits, labels, per-sample targets: apgd-t's target classes)
+Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 MOMENTUM = 0.75
 RHO = 0.75
@@ -68,41 +69,65 @@ def surface_start(x: Tensor, eps: float, generator: torch.Generator | None) -> T
     return (x + eps * t / top).clamp_(0, 1)
 
 
-def _loss_and_grad(model: nn.Module, x_adv: Tensor, y: Tensor, loss: Loss) -> tuple[Tensor, Tensor, Tensor]:
+def _loss_and_grad(model: nn.Module, x_adv: Tensor, y: Tensor, target: Tensor, loss: Loss
+                   ) -> tuple[Tensor, Tensor, Tensor]:
     """(per-sample loss, gradient of its sum w.r.t. x_adv, predictions) at x_adv."""
     x_adv = x_adv.detach().requires_grad_(True)
     logits = model(x_adv)
-    values = loss(logits, y)
+    values = loss(logits, y, target)
     grad = torch.autograd.grad(values.sum(), x_adv)[0]
     return values.detach(), grad, logits.detach().argmax(1)
 
 
-def apgd_run(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, n_iter: int, loss: Loss,
-             generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """One APGD run of `n_iter` iterations from a random start: (broken mask, last misclassifying iterate).
+def apgd_run(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, n_iter: int, loss: Loss, target: Tensor,
+             generator: torch.Generator | None, early_exit: bool = True) -> tuple[Tensor, Tensor]:
+    """One APGD run of `n_iter` iterations from a random start: (broken mask, misclassifying iterate).
 
-    The iterate of a sample never misclassified is its start (the caller keeps x for it)."""
+    Every quantity of the run is per sample (step size, momentum, loss history, checkpoints), so a sample's
+    trajectory does not depend on the others in the batch. With `early_exit`, a sample leaves the working batch at
+    the iterate that first misclassifies it (its output); the others go on exactly as before, so the broken mask is
+    the full run's and each gradient is spent on a point still robust. Without it, every sample runs all
+    iterations and its output is its last misclassifying iterate (AutoAttack's and torchattacks' output). The
+    iterate of a sample never misclassified is its start (the caller keeps x for it)."""
+    rows = torch.arange(len(x), device=x.device)  # the working batch's positions in x
     lower, upper = x - eps, x + eps
     sample = (-1, *[1] * (x.ndim - 1))
     x_adv = surface_start(x, eps, generator)
-    values, grad, pred = _loss_and_grad(model, x_adv, y, loss)
-    robust = pred == y
-    found, x_best, grad_best, best = x_adv.clone(), x_adv.clone(), grad.clone(), values.clone()
+    values, grad, pred = _loss_and_grad(model, x_adv, y, target, loss)
+    broken = pred != y
+    found = x_adv.clone()
+    x_best, grad_best, best = x_adv.clone(), grad.clone(), values.clone()
     step = torch.full((len(x), *sample[1:]), 2 * eps, dtype=x.dtype, device=x.device)
     x_prev = x_adv.clone()
     # AutoAttack compares the first iteration's loss with 0: row 0 of the loss history is zeros
     history = torch.zeros(n_iter + 1, len(x), dtype=values.dtype, device=x.device)
-    best_at_check, halved_at_check = best.clone(), torch.ones_like(robust)
+    best_at_check, halved_at_check = best.clone(), torch.ones_like(broken)
+    state = [x, y, target, lower, upper, x_adv, x_prev, grad, x_best, grad_best, best, step, best_at_check,
+             halved_at_check]
+
+    def leave(wrong: Tensor) -> None:
+        """Drop the samples `wrong` marks from the working batch (every per-sample state, and history's columns)."""
+        nonlocal rows, state, history
+        keep = ~wrong
+        rows, history = rows[keep], history[:, keep]
+        state = [t[keep] for t in state]
+
+    if early_exit and broken.any():
+        leave(broken)
     ends = checkpoints(n_iter)
     for i in range(n_iter):
+        if len(rows) == 0:
+            break
+        (xs, ys, targets, lower_s, upper_s, x_adv, x_prev, grad, x_best, grad_best, best, step, best_at_check,
+         halved_at_check) = state
         a = MOMENTUM if i > 0 else 1.0
-        z = torch.clamp(x_adv + step * grad.sign(), lower, upper).clamp_(0, 1)
+        z = torch.clamp(x_adv + step * grad.sign(), lower_s, upper_s).clamp_(0, 1)
         z = x_adv + (z - x_adv) * a + (x_adv - x_prev) * (1 - a)
-        x_prev, x_adv = x_adv, torch.clamp(z, lower, upper).clamp_(0, 1)
-        values, grad, pred = _loss_and_grad(model, x_adv, y, loss)
-        wrong = pred != y
-        robust &= ~wrong
-        found[wrong] = x_adv[wrong]
+        x_prev, x_adv = x_adv, torch.clamp(z, lower_s, upper_s).clamp_(0, 1)
+        values, grad, pred = _loss_and_grad(model, x_adv, ys, targets, loss)
+        wrong = pred != ys
+        broken[rows[wrong]] = True
+        found[rows[wrong]] = x_adv[wrong]
         improved = values > best
         x_best[improved], grad_best[improved], best[improved] = x_adv[improved], grad[improved], values[improved]
         history[i + 1] = values
@@ -113,30 +138,36 @@ def apgd_run(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, n_iter: int,
             halved_at_check, best_at_check = halve, best.clone()
             step[halve] /= 2
             x_adv[halve], grad[halve] = x_best[halve], grad_best[halve]
-    return ~robust, found
+        state = [xs, ys, targets, lower_s, upper_s, x_adv, x_prev, grad, x_best, grad_best, best, step, best_at_check,
+                 halved_at_check]
+        if early_exit and wrong.any():
+            leave(wrong)
+    return broken, found
 
 
-def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, n_iter: int, n_restarts: int,
-         losses: list[LossFor], generator: torch.Generator | None) -> Tensor:
-    """For each of `losses` in turn (apgd-t: one per target rank), `n_restarts` APGD runs, each on the points
-    still robust. Returns each broken point's misclassifying iterate, x elsewhere."""
+def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, n_iter: int, n_restarts: int, loss: Loss,
+         targets: list[Callable[[Tensor], Tensor]], generator: torch.Generator | None, early_exit: bool = True
+         ) -> Tensor:
+    """For each of `targets` in turn (apgd-ce: one, the labels; apgd-t: one per target rank, each computed for the
+    points still robust), `n_restarts` APGD runs of `loss`, each on the points still robust. Returns each broken
+    point's misclassifying iterate, x elsewhere."""
     x_adv = x.clone()
     with torch.no_grad():
         robust = model(x).argmax(1) == y
-    for loss_for in losses:
+    for target_of in targets:
         for _ in range(n_restarts):
             idx = robust.nonzero().flatten()
             if len(idx) == 0:
                 return x_adv
-            broken, found = apgd_run(model, x[idx], y[idx], eps, n_iter=n_iter, loss=loss_for(x[idx]),
-                                     generator=generator)
+            broken, found = apgd_run(model, x[idx], y[idx], eps, n_iter=n_iter, loss=loss, target=target_of(idx),
+                                     generator=generator, early_exit=early_exit)
             x_adv[idx[broken]] = found[broken]
             robust[idx[broken]] = False
     return x_adv
 
 
-def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
-    """Per-sample cross-entropy (apgd-ce's loss)."""
+def cross_entropy(logits: Tensor, y: Tensor, target: Tensor) -> Tensor:
+    """Per-sample cross-entropy of the labels (apgd-ce's loss; its `target` is the labels, unused)."""
     return F.cross_entropy(logits, y, reduction="none")
 
 
@@ -152,10 +183,12 @@ def dlr_targeted(logits: Tensor, y: Tensor, target: Tensor) -> Tensor:
 
 def _validate_ce(eps: float, params: dict[str, Any]) -> None:
     check_count("apgd-ce", params, "n_iter", "n_restarts")
+    check_switch("apgd-ce", params, "early_exit")
 
 
 def _validate_t(eps: float, params: dict[str, Any]) -> None:
     check_count("apgd-t", params, "n_iter", "n_restarts", "n_targets")
+    check_switch("apgd-t", params, "early_exit")
 
 
 @register_attack("apgd-ce", display="APGD-CE", cost=10.0, validate=_validate_ce)
@@ -168,12 +201,14 @@ def apgd_ce(
     generator: torch.Generator | None = None,
     n_iter: int = 100,
     n_restarts: int = 1,
+    early_exit: bool = True,
 ) -> Tensor:
     """APGD on the cross-entropy, `n_restarts` runs of `n_iter` iterations (AutoAttack's apgd-ce: 100, 1).
 
-    Cost: n_iter + 1 gradients per clean-correct image and restart (PGD-10: 10)."""
-    return apgd(model, x, y, eps, n_iter=n_iter, n_restarts=n_restarts, losses=[lambda _: cross_entropy],
-                generator=generator)
+    Cost: up to n_iter + 1 gradients per clean-correct image and restart (PGD-10: 10); with `early_exit` (an exact
+    saving: apgd_run) a point stops costing at the iterate that breaks it."""
+    return apgd(model, x, y, eps, n_iter=n_iter, n_restarts=n_restarts, loss=cross_entropy,
+                targets=[lambda idx: y[idx]], generator=generator, early_exit=early_exit)
 
 
 @register_attack("apgd-t", display="APGD-T", cost=25.0, validate=_validate_t)
@@ -187,23 +222,23 @@ def apgd_t(
     n_iter: int = 100,
     n_restarts: int = 1,
     n_targets: int = 9,
+    early_exit: bool = True,
 ) -> Tensor:
     """Targeted APGD on the DLR loss (AutoAttack's apgd-t: 100 iterations, 9 targets, 1 restart).
 
     Target r (r = 1..n_targets, capped at classes - 1) is the class of the (r + 1)-th highest clean logit
     of each point still robust; a point is broken as soon as any target's run misclassifies it. The DLR
     loss needs at least 4 classes (UserError otherwise). Cost: up to n_targets x (n_iter + 1) gradients
-    per image, fewer as points break."""
+    per image, fewer as points break (with `early_exit`, at the iterate that breaks them: apgd_run)."""
     with torch.no_grad():
         classes = model(x[:1]).shape[1]
     if classes < 4:
         raise UserError(f"apgd-t needs at least 4 classes (its DLR loss uses the 4th-highest logit), got {classes}")
 
-    def towards(x_robust: Tensor, rank: int) -> Loss:
+    def towards(idx: Tensor, rank: int) -> Tensor:
         with torch.no_grad():
-            target = model(x_robust).sort(dim=1).indices[:, -rank]
-        return partial(dlr_targeted, target=target)
+            return model(x[idx]).sort(dim=1).indices[:, -rank]
 
     ranks = range(2, min(n_targets, classes - 1) + 2)
-    return apgd(model, x, y, eps, n_iter=n_iter, n_restarts=n_restarts,
-                losses=[partial(towards, rank=rank) for rank in ranks], generator=generator)
+    return apgd(model, x, y, eps, n_iter=n_iter, n_restarts=n_restarts, loss=dlr_targeted,
+                targets=[partial(towards, rank=rank) for rank in ranks], generator=generator, early_exit=early_exit)

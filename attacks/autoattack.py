@@ -5,7 +5,8 @@ the points that every earlier member left robust, so a point is robust only if a
 Each point's output is the first member's output that misclassifies it, else the last member's (x
 for a point misclassified already). Standard version: 100 iterations, 9 targets, 5000 queries and 1
 restart per member; pass smaller `n_iter`, `n_targets`, `n_queries` for a reduced one. None is named
-`steps`, so the evaluator does not pass the profile's PGD step count (attacks/apgd.py). The members
+`steps`, so the evaluator does not pass the profile's PGD step count (attacks/apgd.py). `early_exit` (default on)
+lets the APGD members drop a point at the iterate that breaks it, an exact saving (Square always does). The members
 share the generator, in turn, so a seeded run is reproducible. `worst_case_stages` also returns the mask of
 the points still robust after each member (AutoAttack's acc_dict), for the check that Square, a
 black-box attack, does not beat the white-box members (benchmark/masking.py).
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from attacks.apgd import apgd_ce, apgd_t
 from attacks.base import eval_mode, register_attack
-from attacks.common import check_count
+from attacks.common import check_count, check_switch
 from attacks.square import square
 
 #: the members in the order they run, by their registered names (the keys of worst_case_stages' masks)
@@ -36,6 +37,7 @@ MEMBERS = ("apgd-ce", "apgd-t", "square")
 
 def _validate(eps: float, params: dict[str, Any]) -> None:
     check_count("aa", params, "n_iter", "n_targets", "n_queries", "n_restarts")
+    check_switch("aa", params, "early_exit")
 
 
 @register_attack("aa", display="AA worst case", cost=140.0, validate=_validate, stages=MEMBERS)
@@ -50,6 +52,7 @@ def aa(
     n_targets: int = 9,
     n_queries: int = 5000,
     n_restarts: int = 1,
+    early_exit: bool = True,
     stages: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """apgd-ce, then apgd-t, then square, each on the points still robust (cost: theirs on those points).
@@ -57,7 +60,8 @@ def aa(
     When `stages` is given, it receives per member (MEMBERS) the (B,) mask of the points still robust after it
     (AutoAttack's acc_dict, the declared `stages`); the evaluator and worst_case_stages read it, so that the stages
     come from this one implementation."""
-    members = ((apgd_ce, {"n_iter": n_iter}), (apgd_t, {"n_iter": n_iter, "n_targets": n_targets}),
+    members = ((apgd_ce, {"n_iter": n_iter, "early_exit": early_exit}),
+               (apgd_t, {"n_iter": n_iter, "n_targets": n_targets, "early_exit": early_exit}),
                (square, {"n_queries": n_queries}))
     x_adv = x.clone()
     with torch.no_grad():
@@ -76,13 +80,14 @@ def aa(
 
 def worst_case_stages(model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
                       generator: torch.Generator | None = None, n_iter: int = 100, n_targets: int = 9,
-                      n_queries: int = 5000, n_restarts: int = 1) -> tuple[Tensor, dict[str, Tensor]]:
+                      n_queries: int = 5000, n_restarts: int = 1, early_exit: bool = True
+                      ) -> tuple[Tensor, dict[str, Tensor]]:
     """`aa`'s output and, per member in MEMBERS order, the boolean (B,) mask of the points still robust after it
     (cumulative). It runs the registered `aa`, so the attack contract's checks apply; the stages feed the
     gradient-masking check that Square must not beat the white-box members (benchmark/masking.py)."""
     found: dict[str, Tensor] = {}
     x_adv = aa(model, x, y, eps, generator=generator, n_iter=n_iter, n_targets=n_targets, n_queries=n_queries,
-               n_restarts=n_restarts, stages=found)
+               n_restarts=n_restarts, early_exit=early_exit, stages=found)
     if not found:  # eps 0: the contract returns x without running the members, so each stage is the clean mask
         with torch.no_grad(), eval_mode(model):
             clean = model(x_adv).argmax(1) == y

@@ -19,6 +19,12 @@ def check_count(attack: str, params: dict[str, Any], *names: str) -> None:
             raise UserError(f"{attack} {name} must be an integer >= 1, got {value!r}")
 
 
+def check_switch(attack: str, params: dict[str, Any], name: str) -> None:
+    """`params[name]` (an on/off setting such as APGD's early exit) must be a bool; else UserError."""
+    if not isinstance(params[name], bool):
+        raise UserError(f"{attack} {name} must be true or false, got {params[name]!r}")
+
+
 def uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
     """U[0, 1) of `shape` drawn on the generator's device (x's with the global RNG), returned on `like`'s.
 

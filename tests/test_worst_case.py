@@ -71,21 +71,43 @@ def test_apgd_ce_identical_to_torchattacks(cnn) -> None:
     (with this seed both of the halving conditions decide some)."""
     model, x, y = cnn
     theirs = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=30, n_restarts=2, seed=3, loss="ce")(x, y)
-    ours = apgd_ce(model, x, y, EPS, generator=torch.Generator().manual_seed(3), n_iter=30, n_restarts=2)
+    ours = apgd_ce(model, x, y, EPS, generator=torch.Generator().manual_seed(3), n_iter=30, n_restarts=2,
+                   early_exit=False)
     assert torch.equal(ours, theirs)
     assert 0 < _accuracy(model, ours, y) < _accuracy(model, x, y)  # some points break, some do not
     theirs = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=5, seed=4, loss="ce")(x, y)
     torch.manual_seed(4)  # generator=None draws from the global RNG, which torchattacks seeds with `seed`
-    assert torch.equal(apgd_ce(model, x, y, EPS, n_iter=5), theirs)
+    assert torch.equal(apgd_ce(model, x, y, EPS, n_iter=5, early_exit=False), theirs)
 
 
 def test_apgd_t_identical_to_torchattacks(cnn) -> None:
     """The default 9 targets are capped at 4 on 5 classes: torchattacks.APGDT with n_classes=5, bit-identical."""
     model, x, y = cnn
     theirs = torchattacks.APGDT(model, norm="Linf", eps=EPS, steps=10, n_restarts=1, seed=3, n_classes=5)(x, y)
-    ours = apgd_t(model, x, y, EPS, generator=torch.Generator().manual_seed(3), n_iter=10)
+    ours = apgd_t(model, x, y, EPS, generator=torch.Generator().manual_seed(3), n_iter=10, early_exit=False)
     assert torch.equal(ours, theirs)
     assert 0 < _accuracy(model, ours, y) < _accuracy(model, x, y)
+
+
+@pytest.mark.parametrize("name", ["apgd-ce", "apgd-t", "aa"])
+def test_early_exit_keeps_the_robust_set_bit_for_bit(cnn, name: str) -> None:
+    """A point leaving the working batch at the iterate that breaks it changes no other point's trajectory: the
+    robust masks (and aa's stages) with and without early exit are equal bit for bit, on a model where points break
+    at different iterations (some at the start, some late, some never), and every output stays a break."""
+    model, x, y = cnn
+    params = {"apgd-ce": {"n_iter": 30, "n_restarts": 2}, "apgd-t": {"n_iter": 20, "n_targets": 3},
+              "aa": {"n_iter": 20, "n_targets": 3, "n_queries": 20}}[name]
+    masks, stages = {}, {}
+    for early_exit in (True, False):
+        stages[early_exit] = {}
+        extra = {"stages": stages[early_exit]} if name == "aa" else {}
+        out = ATTACKS.get(name)(model, x, y, EPS, generator=torch.Generator().manual_seed(5), early_exit=early_exit,
+                                **params, **extra)
+        with torch.no_grad():
+            masks[early_exit] = model(out).argmax(1) == y
+    assert torch.equal(masks[True], masks[False])
+    assert all(torch.equal(stages[True][k], stages[False][k]) for k in stages[False])
+    assert 4 < (~masks[True]).sum() < len(y)  # breaks beyond the 4 misclassified from the start, and survivors
 
 
 def test_apgd_t_needs_four_classes() -> None:
