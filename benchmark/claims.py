@@ -88,8 +88,9 @@ def cells(results: Results) -> pd.DataFrame:
     accuracy at the table eps, named after the metric."""
     obs = results.table_obs
     at_table_eps = (obs["metric"] == "aAcc") & (obs["eps"] == eps_label(results.profile.table_eps))
-    attacked = [obs[at_table_eps & (obs["attack"] == metric.attack)].assign(metric=name)
-                for name, metric in ((name, METRICS.get(name)) for name in METRICS) if metric.attack is not None]
+    declared = [METRICS.get(name) for name in METRICS]
+    attacked = [obs[at_table_eps & (obs["attack"] == m.attack)].assign(metric=m.name) for m in declared
+                if m.attack is not None]
     keep = pd.concat([obs[obs["metric"].isin(["cAcc", "Comp", "Suff", "time_per_epoch_s"])], *attacked])
     datasets = results.datasets()
     position = {(d, domain): i for d in datasets for i, domain in enumerate(results.domains(d))}

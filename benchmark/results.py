@@ -58,9 +58,9 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     """One record per trained model, and notes on what was set aside.
 
     Eval records of one `train_key` (e.g. Table I's PGD-only evaluation and Fig. 2's full grid) are
-    merged, attack results (and aa's stages and the attacks' recorded budgets) united (the first record by key wins a
-    conflict). A time per epoch is a measurement of
-    the training, not a result of its weights: where a checkpoint was retrained into the same weights (another run,
+    merged, attack results united, and so are aa's stages (per eps) and the attacks' recorded budgets (per attack);
+    the first record by key wins a conflict. A time per epoch is a measurement of the training, not a result of its
+    weights: where a checkpoint was retrained into the same weights (another run,
     perhaps another machine or load), its records time the same computation twice, and the least disturbed of
     them, the minimum (as timeit takes), is kept, whichever record sorts first. Of several trainings of
     one (dataset, domain, method, model, seed) the one of the newest training code and data version

@@ -92,14 +92,14 @@ def flag_legend(results: Results, methods: Iterable[str], markers: dict[tuple[st
 
 
 #: how the worst case's budgets read in a note: the `aa` attack's parameters (attacks/autoattack.py)
-BUDGET_NAMES = {"n_iter": "iterations", "n_targets": "targets", "n_queries": "queries", "n_restarts": "restarts"}
+_BUDGET_NAMES = {"n_iter": "iterations", "n_targets": "targets", "n_queries": "queries", "n_restarts": "restarts"}
 
 
 def _worst_case_budget(images: int | None, params: dict[str, Any]) -> str:
-    """`on the first 500 test images, iterations 100, targets 9, queries 5000, restarts 1` (BUDGET_NAMES' order)."""
+    """`on the first 500 test images, iterations 100, targets 9, queries 5000, restarts 1` (_BUDGET_NAMES' order)."""
     where = "the whole test split" if images is None else f"the first {images} test images"
-    order = [*(name for name in BUDGET_NAMES if name in params), *sorted(set(params) - set(BUDGET_NAMES))]
-    return f"on {where}, " + ", ".join(f"{BUDGET_NAMES.get(name, name)} {params[name]}" for name in order)
+    order = [*(name for name in _BUDGET_NAMES if name in params), *sorted(set(params) - set(_BUDGET_NAMES))]
+    return f"on {where}, " + ", ".join(f"{_BUDGET_NAMES.get(name, name)} {params[name]}" for name in order)
 
 
 def _models(n: int) -> str:
@@ -124,7 +124,7 @@ def worst_case_setting(results: Results, runs: Iterable[dict[str, Any]]) -> str:
         setting = results.profile.attack_settings.get(attack)
         now = "on the whole test split, AutoAttack's standard budgets" if setting is None else (
             _worst_case_budget(setting.images, setting.params)
-            + ("" if set(BUDGET_NAMES) <= set(setting.params) else ", the others AutoAttack's standard values"))
+            + ("" if set(_BUDGET_NAMES) <= set(setting.params) else ", the others AutoAttack's standard values"))
         parts.append(f"images and budgets not recorded ({_models(found[None])}: records made before they were; the "
                      f"{results.profile.name} profile now runs it {now})")
     return "; ".join(parts)
