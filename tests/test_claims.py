@@ -33,6 +33,7 @@ from benchmark.verdicts import (
     PASS,
     SUPPORTED,
     UNIT,
+    Claim,
     holm,
     interval,
     verdict,
@@ -188,7 +189,7 @@ def test_claim_verdicts_and_published_column_on_the_fixture():
     assert claims[2].checks[0].published.startswith("PASS: EGAT 2.17")
 
 
-def _claim_one(records: list[dict]) -> tuple:
+def _claim_one(records: list[dict]) -> tuple[Claim, Claim]:
     claims = {c.number: c for c in check_claims(Results.from_records(records, PROFILE, allow_stale=True))}
     return claims["1a"], claims["1b"]
 
