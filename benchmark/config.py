@@ -23,6 +23,8 @@ class AttackSetting:
     #: cost relative to PGD-10 per image with these parameters (the grid's estimate), measured as stated in `why`
     cost: float
     why: str
+    #: the first test images it attacks; None: the whole test split
+    images: int | None = None
 
 
 @dataclass(frozen=True)

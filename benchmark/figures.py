@@ -10,12 +10,14 @@
   for ERM, DRE, SGDrop and EGAT, over the test images they came from (the VLCS-like benchmark first,
   its first domain with the most of these methods, the lowest seed).
 - Fig. 5 (ours, not in the paper): AA accuracy at the table eps against relevance mass accuracy (Grad-CAM
-  mass on the object mask), one point per method, training domain and seed, a panel per dataset.
+  mass on the object mask), one point per method, training domain and seed, a panel per dataset; its title says
+  what AA is and the images and budgets it ran at, as Table I's note does.
 Curves, points and panels without records are simply absent.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from benchmark.registry import UserError
 from benchmark.results import Results
 from benchmark.store import eps_label
 from benchmark.tables import MAIN_METHODS, OOD_METHODS
-from benchmark.tabulation import in_domain_obs
+from benchmark.tabulation import in_domain_obs, worst_case_note
 
 MARKERS = "osD^v<>pPX*h"
 #: Fig. 2's panels: the paper's four attacks (our worst-case attacks, attacks/apgd.py etc., are not in its figure;
@@ -335,7 +337,12 @@ def figure5(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         return None
     datasets = [d for d in results.datasets() if d in set(points["dataset"])]
     colors = _colors(methods)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.6), squeeze=False)
+    runs = results.runs_of(set(zip(points["dataset"], points["method"], strict=True)))
+    lines = ["Fig. 5 (ours, not in the paper): worst-case robustness vs attention on the object, one point per "
+             "training domain and seed", _subtitle(results), worst_case_note(results, runs)]
+    title = "\n".join(textwrap.fill(line, 66 * len(datasets)) for line in lines)  # ~66 characters fit a panel
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2 + 0.17 * title.count("\n")),
+                             squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         part = points[points["dataset"] == dataset]
         for k, method in enumerate(m for m in methods if m in set(part["method"])):
@@ -349,8 +356,7 @@ def figure5(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Fig. 5 (ours, not in the paper): worst-case robustness vs attention on the object, one point per "
-                 f"training domain and seed\n{_subtitle(results)}", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_png(fig, out)
 

@@ -33,7 +33,16 @@ from benchmark.metrics import METRICS, shown_in
 from benchmark.reference import COLUMNS, with_paper
 from benchmark.results import CALIBRATION_MAPS, CALIBRATION_METRICS, Results, summarize
 from benchmark.store import eps_label
-from benchmark.tabulation import MISSING, Table, flag_legend, flag_markers, format_cell, in_domain_obs, write_table
+from benchmark.tabulation import (
+    MISSING,
+    Table,
+    flag_legend,
+    flag_markers,
+    format_cell,
+    in_domain_obs,
+    worst_case_note,
+    write_table,
+)
 
 #: Table I's rows: the paper's eight methods
 MAIN_METHODS = ("erm", "igr", "ign", "dmada", "irm", "dre", "sgdrop", "egat")
@@ -111,10 +120,7 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
         sections.append((results.role(dataset), wide))
     cue_free = ("cAcc_cue_free: on the same split's cue-free twins, the same objects with the spurious cue drawn "
                 "independently of the class; " if (frame["metric"] == "cAcc_cue_free").any() else "")
-    worst = ("AA: the per-sample worst case of APGD-CE, APGD-T and Square (AutoAttack's count" + (
-        f"; {results.profile.name} profile: {_worst_case_setting(results)}" if METRICS.get("AA").attack in
-        results.profile.attack_settings else "; standard version") + "), not in the paper; "
-        if (frame["metric"] == "AA").any() else "")
+    worst = f"{worst_case_note(results, _runs(results, frame))}; " if (frame["metric"] == "AA").any() else ""
     notes = ["aAcc: accuracy under PGD-10 at eps " + eps_label(results.profile.table_eps) + " on the training "
              f"domain's test split; cAcc on the same split; {cue_free}{worst}Comp / Suff: ERASER-style AOPC of "
              "Grad-CAM (x100, Comp higher and Suff lower is better); bold: best mean of each column",
@@ -122,11 +128,6 @@ def _per_domain(results: Results, name: str, title: str, methods: Sequence[str],
     notes += [f"{artefacts.label(results.catalog, m, name)}: {why}" for m, why in NOT_IN_PAPER.items()
               if m in set(frame["method"])]
     return Table(name, title, frame, sections, notes, _runs(results, frame))
-
-
-def _worst_case_setting(results: Results) -> str:
-    params = results.profile.attack_settings[METRICS.get("AA").attack].params
-    return "reduced, " + ", ".join(f"{k} {v}" for k, v in params.items())
 
 
 def _runs(results: Results, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -265,8 +266,9 @@ def table5(results: Results, *, methods: Sequence[str] | None = None, compare: b
         if calibration is not None:
             sections.append((f"{results.role(dataset)}: calibration (reference maps on each method's models, mean "
                              "over training domains and seeds)", calibration))
-    notes = [f"ours, not in the paper. PGD-10 and AA at eps {eps_label(results.profile.table_eps)} on the training "
-             "domain's test split; Comp / Suff (x100): ERASER AOPC of Grad-CAM with removed pixels set to black (the "
+    worst = f"{worst_case_note(results, _runs(results, frame))}; " if (frame["metric"] == "AA").any() else ""
+    notes = [f"ours, not in the paper. PGD-10 at eps {eps_label(results.profile.table_eps)} on the training domain's "
+             f"test split; {worst}Comp / Suff (x100): ERASER AOPC of Grad-CAM with removed pixels set to black (the "
              "paper's) or to a blurred copy of the image (blur); rel. mass: share of the map's positive mass on the "
              "object mask; top-k in mask: share of the k highest pixels on the object, k = its area; pointing: share "
              "of images whose map maximum is on the object; top-k ∩ / Spearman (adv): top-10% intersection and rank "

@@ -1,13 +1,15 @@
 """Table helpers: what table builders (benchmark/tables.py), the sweep's report, figures and claims share.
 
 A `Table` (its long frame for the CSV and its Markdown sections), cells (`mean ± se`), GitHub pipe tables, the
-CSV + Markdown files with their header, the in-domain observations of declared metrics (benchmark/metrics.py), and
-the gradient-masking markers and legend (benchmark/flags.py). Torch-free.
+CSV + Markdown files with their header, the in-domain observations of declared metrics (benchmark/metrics.py), the
+gradient-masking markers and legend (benchmark/flags.py), and the statement of the images and budgets the worst case
+(AA) ran at. Torch-free.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +89,52 @@ def flag_legend(results: Results, methods: Iterable[str], markers: dict[tuple[st
         return ["gradient-masking checks (benchmark/flags.py): none fired"]
     return ["gradient-masking flags beside aAcc (benchmark/flags.py; (k/n): on k of n seeds only): "
             + "; ".join(f"{f.marker} {f.meaning}" for f in shown)]
+
+
+#: how the worst case's budgets read in a note: the `aa` attack's parameters (attacks/autoattack.py)
+_BUDGET_NAMES = {"n_iter": "iterations", "n_targets": "targets", "n_queries": "queries", "n_restarts": "restarts"}
+
+
+def _worst_case_budget(images: int | None, params: dict[str, Any]) -> str:
+    """`on the first 500 test images, iterations 100, targets 9, queries 5000, restarts 1` (_BUDGET_NAMES' order)."""
+    where = "the whole test split" if images is None else f"the first {images} test images"
+    order = [*(name for name in _BUDGET_NAMES if name in params), *sorted(set(params) - set(_BUDGET_NAMES))]
+    return f"on {where}, " + ", ".join(f"{_BUDGET_NAMES.get(name, name)} {params[name]}" for name in order)
+
+
+def _models(n: int) -> str:
+    return f"{n} model" + "s" * (n != 1)
+
+
+def worst_case_setting(results: Results, runs: Iterable[dict[str, Any]]) -> str:
+    """The images and budgets AA ran at in those of `runs` that have it, as their records state them
+    (`metrics.attack_budgets.aa`): one setting, or each distinct one with its number of models, the most common first.
+    Records made before they stated it are said to be so, beside the profile's current setting, which is never
+    assumed to be theirs."""
+    attack, eps = METRICS.get("AA").attack, eps_label(results.profile.table_eps)
+    found: Counter[str | None] = Counter()
+    for run in runs:
+        if eps in run["metrics"].get("aAcc", {}).get(attack, {}):
+            budget = run["metrics"].get("attack_budgets", {}).get(attack)
+            found[None if budget is None else _worst_case_budget(budget["images"], budget["params"])] += 1
+    recorded = sorted((text for text in found if text is not None), key=lambda text: (-found[text], text))
+    parts = recorded if len(recorded) == 1 and not found[None] else [f"{text} ({_models(found[text])})"
+                                                                      for text in recorded]
+    if found[None]:
+        setting = results.profile.attack_settings.get(attack)
+        now = "on the whole test split, AutoAttack's standard budgets" if setting is None else (
+            _worst_case_budget(setting.images, setting.params)
+            + ("" if set(_BUDGET_NAMES) <= set(setting.params) else ", the others AutoAttack's standard values"))
+        parts.append(f"images and budgets not recorded ({_models(found[None])}: records made before they were; the "
+                     f"{results.profile.name} profile now runs it {now})")
+    return "; ".join(parts)
+
+
+def worst_case_note(results: Results, runs: Iterable[dict[str, Any]]) -> str:
+    """What AA is and how it ran in `runs` (worst_case_setting), for the notes of the tables and Fig. 5 that show it."""
+    eps = eps_label(results.profile.table_eps)
+    return (f"AA: the per-sample worst case of APGD-CE, APGD-T and Square at eps {eps} (AutoAttack's count: a point "
+            f"is robust only if all three fail), not in the paper, {worst_case_setting(results, runs)}")
 
 
 def markdown_table(frame: pd.DataFrame, corner: str = "Model") -> str:

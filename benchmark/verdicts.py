@@ -52,8 +52,10 @@ class Check:
 
 @dataclass
 class Claim:
-    """A claim of the paper with its checks on our results and its rule's outcome on the published numbers."""
+    """A claim of the paper, numbered as claims.md lists it, with its checks on our results and its rule's outcome on
+    the published numbers."""
 
+    number: str
     title: str
     source: str
     rule: str

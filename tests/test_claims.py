@@ -33,6 +33,7 @@ from benchmark.verdicts import (
     PASS,
     SUPPORTED,
     UNIT,
+    Claim,
     holm,
     interval,
     verdict,
@@ -97,6 +98,12 @@ def test_best_aacc_verdicts_per_domain_with_holm():
     assert "best other (ERM)" in checks[0].detail and "Holm-adjusted p" in checks[0].detail
     assert "n = 1" in checks[3].detail
     assert statuses(best_aacc(cells([]))) == [NOT_RUN]
+    # under another metric (claim 1b's AA) a domain that lacks it is NOT RUN: "every domain" is not read off the others
+    with_aa = frame[frame["train_domain"] == "win"].assign(metric="AA")
+    by_aa = best_aacc(pd.concat([frame, with_aa]), metric="AA")
+    assert [(c.label, c.status) for c in by_aa] == [("d/win", SUPPORTED), ("d/loss", NOT_RUN), ("d/noise", NOT_RUN),
+                                                    ("d/single", NOT_RUN), ("d/alone", NOT_RUN)]
+    assert by_aa[1].detail == "no AA record"
 
 
 def test_ood_rank_per_seed():
@@ -167,10 +174,44 @@ def test_rules_on_the_published_numbers_are_point_comparisons():
 
 def test_claim_verdicts_and_published_column_on_the_fixture():
     claims = check_claims(fixture_results())
+    assert [c.number for c in claims] == ["1a", "1b", "2", "3", "4", "5", "6"]
     # invented records with 2 seeds: DRE's lead on digits/night is not resolved at n = 2 after Holm
-    assert [c.status for c in claims] == [INCONCLUSIVE, INCONCLUSIVE, SUPPORTED, INCONCLUSIVE, INCONCLUSIVE,
-                                          CONTRADICTED]
+    assert [c.status for c in claims] == [INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE, SUPPORTED, INCONCLUSIVE,
+                                          INCONCLUSIVE, CONTRADICTED]
     assert claims[0].checks[-1].label == "digits/night" and claims[0].checks[-1].status == INCONCLUSIVE
     assert claims[0].checks[0].status == SUPPORTED and "n = 2" in claims[0].checks[0].detail
-    assert claims[2].published == "FAIL (3/4 checks pass)"
-    assert claims[1].checks[0].published.startswith("PASS: EGAT 2.17")
+    # 1b: shapes' records have AA, digits' do not: every domain is listed, digits' NOT RUN, so not SUPPORTED
+    assert [(c.label, c.status) for c in claims[1].checks] == [
+        ("shapes/studio", SUPPORTED), ("shapes/street", SUPPORTED), ("shapes/scene", SUPPORTED),
+        ("digits/day", NOT_RUN), ("digits/night", NOT_RUN)]
+    assert claims[1].published == "not in the paper: it reports no AA"
+    assert claims[3].published == "FAIL (3/4 checks pass)"
+    assert claims[2].checks[0].published.startswith("PASS: EGAT 2.17")
+
+
+def _claim_one(records: list[dict]) -> tuple[Claim, Claim]:
+    claims = {c.number: c for c in check_claims(Results.from_records(records, PROFILE, allow_stale=True))}
+    return claims["1a"], claims["1b"]
+
+
+def test_claim_one_is_checked_under_pgd10_and_under_aa_each_with_its_verdict():
+    """The worst case can reverse the PGD-10 verdict: EGAT leads under PGD-10 but not under AA (a model whose PGD-10
+    accuracy is not its robustness); each check names its own strongest rival."""
+    def record(method: str, seed: int, pgd: float, aa: float) -> dict:
+        return eval_record("shapes", "studio", method, seed, aacc={"pgd": {"0.02": pgd}, "aa": {"0.02": aa}})
+
+    records = [record("egat", s, 70.0 + s, 40.0 + 0.3 * s) for s in range(3)]
+    records += [record("igr", s, 55.0 + 0.5 * s, 50.0 + 0.2 * s) for s in range(3)]
+    records += [record("dre", s, 60.0 - s, 20.0) for s in range(3)]
+    pgd, aa = _claim_one(records)
+    assert (pgd.status, aa.status) == (SUPPORTED, CONTRADICTED)
+    assert "(DRE)" in pgd.checks[0].detail and "(IGR)" in aa.checks[0].detail and "n = 3" in aa.checks[0].detail
+    assert pgd.published.startswith("PASS") and aa.published.startswith("not in the paper")
+
+
+def test_claim_one_under_aa_is_not_run_on_records_without_aa():
+    records = [eval_record("shapes", "studio", m, s, aacc={"pgd": {"0.02": 50.0 + s + 20 * (m == "egat")}})
+               for m in ("egat", "erm") for s in range(2)]
+    pgd, aa = _claim_one(records)
+    assert pgd.status == SUPPORTED
+    assert aa.status == NOT_RUN and [(c.label, c.detail) for c in aa.checks] == [("Table I", "no AA records")]

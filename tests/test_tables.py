@@ -212,3 +212,61 @@ def test_every_header_names_the_cpus_its_records_were_made_on():
     results = Results.from_records(records, PROFILE, allow_stale=True)  # hand-made: no code fingerprint
     [settings] = [line for line in results.header(results.runs) if line.startswith("settings:")]
     assert "; CPU AVX2 (AMD EPYC), AVX512 (AMD EPYC), not recorded (bit-identical per CPU capability" in settings
+
+
+def _worst_case_records(budgets: list[dict | None]) -> list[dict]:
+    """One AA-evaluated model per entry (seeds 0, 1, ...), its record stating `budgets` (None: a record made before
+    records stated them)."""
+    records = []
+    for seed, budget in enumerate(budgets):
+        record = eval_record("shapes", "studio", "egat", seed, aacc={"pgd": {"0.02": 60.0}, "aa": {"0.02": 50.0}})
+        if budget is not None:
+            record["metrics"]["attack_budgets"] = {"aa": budget}
+        records.append(record)
+    return records
+
+
+STANDARD = {"n_iter": 100, "n_targets": 4, "n_queries": 5000, "n_restarts": 1}
+
+
+def test_table_notes_state_the_images_and_budgets_the_records_give_for_aa():
+    one = Results.from_records(_worst_case_records([{"images": 500, "params": STANDARD}] * 2), PROFILE,
+                               allow_stale=True)
+    setting = "on the first 500 test images, iterations 100, targets 4, queries 5000, restarts 1"
+    for table in (table1(one), table5(one)):
+        assert "AA: the per-sample worst case of APGD-CE, APGD-T and Square at eps 0.02" in table.notes[0]
+        assert f"not in the paper, {setting}; " in table.notes[0]  # one setting: no count
+    # records that disagree: each distinct setting with its number of models, then those that state none
+    mixed = _worst_case_records([{"images": 500, "params": STANDARD}, {"images": 1000, "params": STANDARD},
+                                 {"images": 500, "params": STANDARD}, None])
+    note = table1(Results.from_records(mixed, PROFILE, allow_stale=True)).notes[0]
+    assert (f"not in the paper, {setting} (2 models); on the first 1000 test images, iterations 100, targets 4, "
+            "queries 5000, restarts 1 (1 model); images and budgets not recorded (1 model: records made before "
+            "they were; the quick profile now runs it on the first 500 test images, iterations 20, targets 4, the "
+            "others AutoAttack's standard values)") in note
+
+
+def test_table_notes_of_records_without_budgets_name_the_profiles_setting_as_not_recorded():
+    from benchmark.config import PROFILES
+
+    old = _worst_case_records([None, None])
+    note = table1(Results.from_records(old, PROFILE, allow_stale=True)).notes[0]
+    assert "images and budgets not recorded (2 models: records made before they were; the quick profile now" in note
+    for r in old:
+        r["config"]["train"]["model"] = "resnet50"
+        r["dataset"], r["train_domain"] = "vlcs", "Caltech101"
+    paper = table1(Results.from_records(old, PROFILES.get("paper"), allow_stale=True)).notes[0]
+    assert "the paper profile now runs it on the whole test split, AutoAttack's standard budgets)" in paper
+    # no AA record: no AA sentence
+    pgd_only = [eval_record("shapes", "studio", "egat", aacc={"pgd": {"0.02": 60.0}})]
+    assert "AA:" not in table1(Results.from_records(pgd_only, PROFILE, allow_stale=True)).notes[0]
+
+
+def test_merged_records_keep_each_attacks_recorded_budget():
+    """Table I's evaluation and Fig. 2's of one model merge: aa's budget survives beside another attack's."""
+    pgd = eval_record("shapes", "studio", "egat", aacc={"pgd": {"0.02": 60.0}}, key="e1")
+    pgd["metrics"]["attack_budgets"] = {"pgd": {"images": 1000, "params": {}}}
+    [aa] = _worst_case_records([{"images": 500, "params": STANDARD}])
+    aa["key"] = "e2"
+    [run] = Results.from_records([pgd, aa], PROFILE, allow_stale=True).runs
+    assert set(run["metrics"]["attack_budgets"]) == {"pgd", "aa"}
