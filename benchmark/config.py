@@ -116,7 +116,7 @@ EXTENDED_EPS_GRID = (0.0, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
 #: profile runs the standard versions (100 iterations, 9 targets, 5000 queries) on the whole test split
 _QUICK_AA = {"n_iter": 10, "n_targets": 1, "n_queries": 50}
 _QUICK_AA_WHY = "perf/worst_case_cost.py, the no-break bound on an AT cnn"
-#: the first test images the quick `aa` attacks: at n = 500 a binomial SE is at most 2.2 points (at 50%)
+#: the first test images the quick `aa` attacks: at n = 500 a binomial SE is at most 2.24 points (at 50%)
 QUICK_AA_IMAGES = 500
 QUICK_WORST_CASE = {
     "apgd-ce": AttackSetting({"n_iter": _QUICK_AA["n_iter"]}, 1.3, _QUICK_AA_WHY),

@@ -83,8 +83,8 @@ def test_ood_images_enters_the_eval_key_only_where_a_profile_sets_it():
 
 
 def test_quick_aa_attacks_a_stated_first_500_images_and_its_eval_key_says_so():
-    """The quick `aa` runs on the first >= 500 test images (a binomial SE <= 2.2 points at 50%), and the eval key names
-    them; the paper profile attacks the whole split at the standard budgets, and its keys name no images."""
+    """The quick `aa` runs on the first >= 500 test images (a binomial SE <= 2.24 points, at 50%), and the eval key
+    names them; the paper profile attacks the whole split at the standard budgets, and its keys name no images."""
     quick, paper = PROFILES.get("quick"), PROFILES.get("paper")
     assert quick.attack_images("aa") >= 500 and quick.attack_images("pgd") is None
     assert paper.attack_settings == {} and paper.attack_images("aa") is None
