@@ -63,6 +63,9 @@ class Attack:
     #: the stages it reports (a worst case over members: their names, in the order they run); such an attack takes
     #: a keyword `stages`, a dict it fills per stage with the (B,) mask of the points still robust after it
     stages: tuple[str, ...] = ()
+    #: its own parameters (beyond the contract, its resources and `stages`) with their declared defaults, the standard
+    #: version: an eval record states each attack's parameters with these filled in (benchmark/evaluate.py)
+    defaults: tuple[tuple[str, Any], ...] = ()
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
                  generator: torch.Generator | None = None, **params: Any) -> Tensor:
@@ -168,8 +171,10 @@ def register_attack(name: str, *, display: str, cost: float, resources: tuple[Re
                 return body(model, x, y, eps, generator=generator, **params)
 
         run.__doc__, run.__name__ = body.__doc__, body.__name__
+        defaults = tuple((n, p.default) for n, p in signature.parameters.items()
+                         if n not in (*CONTRACT, *extra) and p.default is not inspect.Parameter.empty)
         attack = Attack(name, run, display, float(cost), "steps" in names, body.__module__, tuple(resources),
-                        tuple(stages))
+                        tuple(stages), defaults)
         ATTACKS.add(name, attack)
         return attack
 

@@ -12,13 +12,17 @@ metrics computed from its shared inputs (`Evaluation`); the record's `metrics`:
 - aAcc[attack][eps]: accuracy on the test split under each attack at each eps (Table I uses PGD-10
   and `aa` at the profile's `table_eps`; Fig. 2 uses the whole grid). The attack's randomness (PGD's start)
   comes from a generator seeded by the job's seed, so evaluation is reproducible. The profile may run an
-  attack with other parameters than its standard ones (`Profile.attack_settings`: the quick worst case).
+  attack with other parameters than its standard ones, and on the test split's first images only
+  (`Profile.attack_settings`: the quick worst case, on the first 500).
+- attack_budgets[attack]: what each attack of the grid ran with: `images` (how many test images it attacked) and
+  `params` (its parameters, its declared defaults filled in, so a standard budget is stated too).
 - aa_stages[eps]: robust accuracy after each stage of the attack that declares stages, the worst case
   (AutoAttack's per-attack accounting; attacks/base.py `register_attack(stages=)`).
 - masking: the gradient-masking probe (benchmark/masking.py, benchmark/flags.py): zero / non-finite
   input-gradient shares; on the profile's `probe_images` first test images, PGD-10 at its `large_eps` and PGD-10
-  transferred from the same dataset, domain and seed's ERM model beside white-box PGD-10 on those images; and the
-  flags computed from the whole record (tables recompute them after merging records).
+  transferred from the same dataset, domain and seed's ERM model beside white-box PGD-10 on those images; the
+  convergence check of `aa` (a second restart of its white-box members on the points it left robust, on the first
+  images both attacked); and the flags computed from the whole record (tables recompute them after merging records).
 - Comp / Suff (black fill, the paper's), Comp_blur / Suff_blur, their calibration rows, localization
   against the object masks, stability under PGD at `table_eps` and the parameter-randomization check, on
   the first `faithfulness_images` test images (benchmark/explanation_metrics.py).
@@ -48,7 +52,7 @@ from benchmark.data.base import Benchmark, Domain, iterate
 from benchmark.explain import EXPLAINERS
 from benchmark.explanation_metrics import explanation_metrics
 from benchmark.flags import masking_flags
-from benchmark.masking import gradient_health
+from benchmark.masking import RESTART_SEED_OFFSET, gradient_health, restart_white_box
 from benchmark.metrics import METRICS, PARTS
 from benchmark.models import Classifier
 from benchmark.store import eps_label
@@ -58,16 +62,21 @@ EVAL_EXPLAINER = "gradcam"
 HEATMAP_IMAGES = 6
 
 
-def accuracy_under(model: Classifier, batches: list[dict[str, Tensor]], craft: Callable[[Tensor, Tensor], Tensor]
-                   ) -> float:
-    """Accuracy (%) of `model` on `craft(x, y)` of every batch: the one loop every attack accuracy runs."""
-    correct = total = 0
+def robust_under(model: Classifier, batches: list[dict[str, Tensor]], craft: Callable[[Tensor, Tensor], Tensor]
+                 ) -> Tensor:
+    """Per image of the batches, in order, whether `model` still classifies `craft(x, y)` correctly (a bool mask):
+    the one loop every attack accuracy runs."""
+    robust = []
     for batch in batches:
         x_adv = craft(batch["x"], batch["y"])
         with torch.no_grad():
-            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
-        total += len(batch["y"])
-    return 100.0 * correct / total
+            robust.append(model(x_adv).argmax(1) == batch["y"])
+    return torch.cat(robust)
+
+
+def percent(robust: Tensor) -> float:
+    """The share (%) of images a robust mask keeps: the accuracy it stands for."""
+    return 100.0 * robust.sum().item() / len(robust)
 
 
 def _generator(batches: list[dict[str, Tensor]], seed: int) -> torch.Generator:
@@ -75,19 +84,35 @@ def _generator(batches: list[dict[str, Tensor]], seed: int) -> torch.Generator:
     return torch.Generator(device=batches[0]["x"].device).manual_seed(seed)
 
 
+def attack_parameters(attack: str, *, steps: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters `attack` runs with: its declared defaults (the standard version), the profile's `steps` if it
+    takes steps, then `params` (a profile's attack settings). Resources (SCA's DDPM) are not parameters."""
+    spec = ATTACKS.get(attack)
+    return {**dict(spec.defaults), **({"steps": steps} if spec.takes_steps else {}), **(params or {})}
+
+
 def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
                          steps: int, seed: int, resources: dict[str, Any] | None = None,
                          params: dict[str, Any] | None = None, stages: dict[str, float] | None = None) -> float:
-    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (model in eval mode). The attack gets
-    `steps` if it takes them, each resource it declares from `resources` (by name, e.g. SCA's DDPM), and
-    `params` (a profile's attack settings). Given `stages`, an attack that declares stages (the worst case `aa`)
-    fills it with the robust accuracy (%) after each of its stages (cumulative, AutoAttack's accounting)."""
+    """Accuracy (%) under `attack` at `eps` on pre-loaded test batches (adversarial_robustness's mask, counted)."""
+    return percent(adversarial_robustness(model, batches, attack, eps, steps=steps, seed=seed, resources=resources,
+                                          params=params, stages=stages))
+
+
+def adversarial_robustness(model: Classifier, batches: list[dict[str, Tensor]], attack: str, eps: float, *,
+                           steps: int, seed: int, resources: dict[str, Any] | None = None,
+                           params: dict[str, Any] | None = None, stages: dict[str, float] | None = None) -> Tensor:
+    """Per image of the pre-loaded test batches, whether `attack` at `eps` leaves it correctly classified (model in
+    eval mode). The attack runs with `attack_parameters(attack, steps=, params=)` (`params`: a profile's attack
+    settings) and each resource it declares from `resources` (by name, e.g. SCA's DDPM). Given `stages`, an attack
+    that declares stages (the worst case `aa`) fills it with the robust accuracy (%) after each of its stages
+    (cumulative, AutoAttack's accounting)."""
     spec = ATTACKS.get(attack)
     generator = _generator(batches, seed)
-    params = {**({"steps": steps} if spec.takes_steps else {}), **(params or {})}
+    params = attack_parameters(attack, steps=steps, params=params)
     params.update({r.name: (resources or {}).get(r.name) for r in spec.resources})
     if stages is None:
-        return accuracy_under(model, batches, lambda x, y: spec(model, x, y, eps, generator=generator, **params))
+        return robust_under(model, batches, lambda x, y: spec(model, x, y, eps, generator=generator, **params))
     robust: dict[str, int] = {}
 
     def craft(x: Tensor, y: Tensor) -> Tensor:
@@ -97,10 +122,9 @@ def adversarial_accuracy(model: Classifier, batches: list[dict[str, Tensor]], at
             robust[stage] = robust.get(stage, 0) + still.sum().item()
         return x_adv
 
-    acc = accuracy_under(model, batches, craft)
-    total = sum(len(batch["y"]) for batch in batches)
-    stages.update({stage: 100.0 * count / total for stage, count in robust.items()})
-    return acc
+    robust_after = robust_under(model, batches, craft)
+    stages.update({stage: 100.0 * count / len(robust_after) for stage, count in robust.items()})
+    return robust_after
 
 
 def transfer_accuracy(source: Classifier, target: Classifier, batches: list[dict[str, Tensor]], eps: float, *,
@@ -109,7 +133,8 @@ def transfer_accuracy(source: Classifier, target: Classifier, batches: list[dict
     `adversarial_accuracy` seeds: a transfer attack needs no gradient of `target` (benchmark/flags.py)."""
     generator = _generator(batches, seed)
     with eval_mode(target):
-        return accuracy_under(target, batches, lambda x, y: pgd(source, x, y, eps, generator=generator, steps=steps))
+        return percent(robust_under(target, batches, lambda x, y: pgd(source, x, y, eps, generator=generator,
+                                                                      steps=steps)))
 
 
 def heatmap_samples(model: Classifier, batch: dict[str, Tensor], eps: float, *, steps: int, seed: int) -> dict:
@@ -146,6 +171,8 @@ class Evaluation:
     transfer_source: Classifier | None
     #: the eval record's `metrics` so far (each part and metric adds to it)
     metrics: dict = field(default_factory=dict)
+    #: per attack of the grid, its per-image robust mask at the table eps over the images it attacked, in order
+    robust: dict[str, Tensor] = field(default_factory=dict)
 
     def accuracy(self, split: Dataset) -> float:
         """Clean accuracy (%) of the model on a split."""
@@ -165,14 +192,26 @@ def clean_and_ood(ev: Evaluation) -> None:
 
 
 def attack_grid(ev: Evaluation) -> None:
-    """Accuracy under each attack at each eps (`aAcc`), and the stages of the attacks that declare stages."""
+    """Accuracy under each attack at each eps (`aAcc`) on the attack's images (the first `images` of its profile
+    setting, else the whole test split), the stages of the attacks that declare stages, what each attack ran with
+    (`attack_budgets`: the images it attacked and its parameters) and its robust mask at the table eps (`ev.robust`,
+    which the masking probe's convergence check reads)."""
     grid = [(attack, e) for attack in ev.attacks for e in ev.eps]
     ev.metrics["aAcc"] = {attack: {} for attack in ev.attacks}
+    ev.metrics["attack_budgets"] = {}
+    for attack in ev.attacks:
+        ev.metrics["attack_budgets"][attack] = {
+            "images": sum(len(b["y"]) for b in _first_images(ev.test_batches, ev.profile.attack_images(attack))),
+            "params": attack_parameters(attack, steps=ev.profile.attack_steps, params=ev.profile.attack_params(attack))}
     for attack, e in tqdm(grid, desc="attacks", disable=not ev.progress or not grid, leave=False):
         stages = {} if ATTACKS.get(attack).stages and e > 0 else None
-        ev.metrics["aAcc"][attack][eps_label(e)] = adversarial_accuracy(
-            ev.model, ev.test_batches, attack, e, steps=ev.profile.attack_steps, seed=ev.seed,
-            resources=ev.resources, params=ev.profile.attack_params(attack), stages=stages)
+        robust = adversarial_robustness(
+            ev.model, _first_images(ev.test_batches, ev.profile.attack_images(attack)), attack, e,
+            steps=ev.profile.attack_steps, seed=ev.seed, resources=ev.resources,
+            params=ev.profile.attack_params(attack), stages=stages)
+        ev.metrics["aAcc"][attack][eps_label(e)] = percent(robust)
+        if eps_label(e) == eps_label(ev.profile.table_eps):
+            ev.robust[attack] = robust
         if stages is not None:
             ev.metrics.setdefault("aa_stages", {})[eps_label(e)] = stages
 
@@ -181,7 +220,8 @@ def masking(ev: Evaluation) -> None:
     """The gradient-masking probe, whenever an attack ran at an eps > 0."""
     if ev.attacks and any(e > 0 for e in ev.eps):
         ev.metrics["masking"] = masking_probe(ev.model, ev.test_batches, ev.metrics, profile=ev.profile, seed=ev.seed,
-                                              transfer_source=ev.transfer_source)
+                                              transfer_source=ev.transfer_source,
+                                              worst_case_robust=ev.robust.get(METRICS.get("AA").attack))
 
 
 def explanations(ev: Evaluation) -> None:
@@ -257,16 +297,22 @@ class PartClock:
 
 
 def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: dict, *, profile: Profile,
-                  seed: int, transfer_source: Classifier | None) -> dict[str, Any]:
+                  seed: int, transfer_source: Classifier | None, worst_case_robust: Tensor | None = None
+                  ) -> dict[str, Any]:
     """The gradient-masking measurements and flags (benchmark/masking.py) of a model whose attacks have run:
     input-gradient health on the whole test split; PGD-10 at the profile's `large_eps` (the attack grid's
     whole-split number when the grid has that eps); and on the first `profile.probe_images` test images (all when
     None), PGD-10 at `table_eps` transferred from `transfer_source` beside white-box PGD-10 on the same images (the
-    grid's number when they are the whole split). Then the flags over the record so far."""
+    grid's number when they are the whole split). Given `worst_case_robust` (the worst case `aa`'s robust mask at
+    `table_eps` over the first images it attacked), the convergence check on the first min(probe_images, aa's
+    images): aa's white-box members run again on the points aa left robust, from a new random start, with aa's
+    stated `n_iter` and `n_targets` (benchmark/masking.py restart_white_box: its cost); `restart_images`,
+    `aa_restart_base_aAcc` (aa's accuracy on those images) and `aa_restart_aAcc` (after the restart) are None
+    where aa did not run at `table_eps`. Then the flags over the record so far."""
     probe_batches = _first_images(batches, profile.probe_images)
     probe_images = sum(len(b["y"]) for b in probe_batches)
     whole_split = probe_images == sum(len(b["y"]) for b in batches)
-    done = metrics["aAcc"].get("pgd", {})
+    done = metrics["aAcc"].get("pgd", {}) if profile.attack_images("pgd") is None else {}  # the whole split's
 
     def pgd_accuracy(eps: float, *, reuse: bool) -> float:
         if reuse and eps_label(eps) in done:
@@ -278,9 +324,19 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
         transfer = transfer_accuracy(transfer_source.eval(), model, probe_batches, profile.table_eps,
                                      steps=profile.attack_steps, seed=seed)
         white_box = pgd_accuracy(profile.table_eps, reuse=whole_split)
+    restart: dict[str, Any] = {"restart_images": None, "aa_restart_base_aAcc": None, "aa_restart_aAcc": None}
+    if worst_case_robust is not None:
+        restart_batches = _first_images(probe_batches, len(worst_case_robust))
+        base = worst_case_robust[:sum(len(b["y"]) for b in restart_batches)]
+        params = metrics["attack_budgets"][METRICS.get("AA").attack]["params"]
+        after = restart_white_box(model, restart_batches, base, profile.table_eps, n_iter=params["n_iter"],
+                                  n_targets=params["n_targets"],
+                                  generator=_generator(restart_batches, seed + RESTART_SEED_OFFSET))
+        restart = {"restart_images": len(base), "aa_restart_base_aAcc": percent(base),
+                   "aa_restart_aAcc": percent(after)}
     probe = {**gradient_health(model, batches), "probe_images": probe_images, "transfer_aAcc": transfer,
              "white_box_aAcc": white_box, "large_eps": profile.large_eps,
-             "large_eps_aAcc": pgd_accuracy(profile.large_eps, reuse=True)}
+             "large_eps_aAcc": pgd_accuracy(profile.large_eps, reuse=True), **restart}
     probe["flags"] = masking_flags({**metrics, "masking": probe}, table_eps=profile.table_eps,
                                    large_eps=profile.large_eps)
     return probe

@@ -133,6 +133,9 @@ class EvalJob:
         settings = {a: profile.attack_params(a) for a in self.attacks if profile.attack_params(a)}
         if settings:
             config["attack_params"] = settings
+        images = {a: profile.attack_images(a) for a in self.attacks if profile.attack_images(a) is not None}
+        if images:  # only then: the keys of evaluations that attack the whole split never change
+            config["attack_images"] = images
         if self.probes_masking:
             config["large_eps"] = profile.large_eps
             config["probe_images"] = profile.probe_images

@@ -3,13 +3,15 @@ behave, PGD >= FGSM."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from attacks import ATTACKS
 from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import adversarial_accuracy, evaluate
+from benchmark.evaluate import Evaluation, adversarial_accuracy, attack_grid, evaluate, percent
 from benchmark.figures import PAPER_ATTACKS
 from benchmark.train import accuracy
 from tests.conftest import reduced
@@ -80,8 +82,10 @@ def test_evaluate_fills_every_metric(trained, ddpm):
 
 def test_eval_record_of_the_worst_case_is_no_weaker_than_any_member_and_erm_raises_no_flag(trained):
     """The quick profile's reduced worst-case attacks through `evaluate`: in the record, aa <= apgd-ce, apgd-t,
-    square and PGD-10; its stages end at its accuracy; the masking probe ran and no flag fires on this ERM cnn (the
-    transfer check is None: ERM is its own source); every explanation metric is present and in range."""
+    square and PGD-10; its stages end at its accuracy; the record states each attack's images and parameters (the
+    declared defaults filled in); the masking probe ran, its convergence check on the probe's images, and no flag
+    fires on this ERM cnn (the transfer check is None: ERM is its own source); every explanation metric is present
+    and in range."""
     bench, model, _ = trained
     profile = PROFILES.get("e2e")  # the quick profile's attacks; OOD, probe and explanations on fewer images
     members = ("pgd", "apgd-ce", "apgd-t", "square", "aa")
@@ -93,9 +97,32 @@ def test_eval_record_of_the_worst_case_is_no_weaker_than_any_member_and_erm_rais
     flags = metrics["masking"]["flags"]
     assert flags.pop("transfer_beats_white_box") is None and not any(flags.values()), metrics["masking"]
     assert metrics["masking"]["large_eps"] == profile.large_eps
+    budgets = metrics["attack_budgets"]  # the reduced split's 400 test images: fewer than the quick aa's 500
+    standard = {"n_iter": 100, "n_targets": 9, "n_queries": 5000, "n_restarts": 1, "early_exit": True}
+    assert budgets["aa"] == {"images": 400, "params": {**standard, **profile.attack_params("aa")}}
+    assert budgets["pgd"] == {"images": 400, "params": {"steps": 10, "alpha": None, "random_start": True}}
+    assert set(budgets) == set(members)
+    restart = metrics["masking"]
+    assert restart["restart_images"] == profile.probe_images and restart["aa_restart_aAcc"] <= acc["aa"]
     for key in ("Comp", "Suff", "Comp_blur", "Suff_blur"):
         assert -100 <= metrics[key] <= 100
     assert set(metrics["calibration"]) == {"random", "mask", "inverse_mask"}
     assert all(0 <= v <= 1 for v in metrics["localization"].values())
     assert -1 <= metrics["stability"]["spearman"] <= 1 and 0 <= metrics["stability"]["topk_intersection"] <= 1
     assert metrics["randomization"]["flagged"] is False
+
+
+def test_an_attack_set_to_the_first_images_attacks_those_only(trained):
+    """An attack whose profile setting names `images` runs on the first ones and its record says how many; the others
+    attack the whole split; the grid keeps each attack's robust mask at the table eps, over the images it attacked."""
+    bench, model, _ = trained
+    e2e = PROFILES.get("e2e")
+    profile = replace(e2e, attack_settings={**e2e.attack_settings, "aa": replace(e2e.attack_settings["aa"], images=50)})
+    ev = Evaluation(model, bench.domain("studio"), bench, profile, 0, torch.device("cpu"), ("pgd", "aa"), (0.02,),
+                    False, {}, None)
+    attack_grid(ev)
+    assert {a: b["images"] for a, b in ev.metrics["attack_budgets"].items()} == {"pgd": 400, "aa": 50}
+    assert len(ev.robust["pgd"]) == 400 and len(ev.robust["aa"]) == 50
+    first = [{k: v[:50] for k, v in ev.test_batches[0].items()}]
+    assert ev.metrics["aAcc"]["aa"]["0.02"] == percent(ev.robust["aa"]) == adversarial_accuracy(
+        model, first, "aa", 0.02, steps=10, seed=0, params=profile.attack_params("aa"))

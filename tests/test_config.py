@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from benchmark.config import PROFILES, parse_hparam_overrides
+from benchmark.config import PROFILES, AttackSetting, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.jobs import EvalJob, make_train_job
 from benchmark.registry import UserError
@@ -80,3 +80,27 @@ def test_ood_images_enters_the_eval_key_only_where_a_profile_sets_it():
     assert "ood_images" not in eval_config(quick) and eval_config(e2e)["ood_images"] == 200
     whole = eval_config(dataclasses.replace(e2e, ood_images=None))
     assert {k: v for k, v in eval_config(e2e).items() if k != "ood_images"} == whole and "ood_images" not in whole
+
+
+def test_quick_aa_attacks_a_stated_first_500_images_and_its_eval_key_says_so():
+    """The quick `aa` runs on the first >= 500 test images (a binomial SE <= 2.24 points, at 50%), and the eval key
+    names them; the paper profile attacks the whole split at the standard budgets, and its keys name no images."""
+    quick, paper = PROFILES.get("quick"), PROFILES.get("paper")
+    assert quick.attack_images("aa") >= 500 and quick.attack_images("pgd") is None
+    assert paper.attack_settings == {} and paper.attack_images("aa") is None
+
+    def eval_config(profile):
+        return EvalJob(make_train_job(profile, "shapes", "studio", "erm", 0), ("pgd", "aa"), (0.02,)).config()
+
+    assert eval_config(quick)["attack_images"] == {"aa": quick.attack_images("aa")}
+    assert "attack_images" not in EvalJob(make_train_job(quick, "shapes", "studio", "erm", 0), ("pgd",),
+                                          (0.02,)).config()
+    fewer = dataclasses.replace(quick, attack_settings={
+        **quick.attack_settings, "aa": dataclasses.replace(quick.attack_settings["aa"], images=300)})
+    assert eval_config(fewer)["attack_images"] == {"aa": 300}
+
+
+@pytest.mark.parametrize("images", [0, -1, 2.5, True])
+def test_an_attack_settings_images_must_be_a_positive_count(images):
+    with pytest.raises(UserError, match="images must be an integer >= 1"):
+        AttackSetting({}, 1.0, "why", images=images)

@@ -1,6 +1,6 @@
-"""Gradient-masking flags (benchmark/masking.py): they fire on models built to mask gradients and stay quiet on
-the session's ERM cnn, measured with the real functions on 200 test images; then masking_flags on hand-built
-records, flag by flag."""
+"""Gradient-masking and convergence flags (benchmark/masking.py): they fire on models built to mask gradients or to
+defeat one random start, and stay quiet on the session's ERM cnn, measured with the real functions on 200 (the
+convergence check: 48) test images; then masking_flags on hand-built records, flag by flag."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from torch import Tensor, nn
 from attacks.autoattack import MEMBERS, worst_case_stages
 from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import adversarial_accuracy, masking_probe, transfer_accuracy
+from benchmark.evaluate import adversarial_accuracy, masking_probe, percent, transfer_accuracy
 from benchmark.flags import FLAGS, masking_flags
-from benchmark.masking import gradient_health
+from benchmark.masking import RESTART_SEED_OFFSET, gradient_health, restart_white_box
 from benchmark.store import eps_label
 
 TABLE_EPS, LARGE_EPS = 0.02, 0.1  # the quick profile's table eps and the large eps of its checks
@@ -50,28 +50,54 @@ class Quantized(nn.Module):
         return self.model(torch.round(x * 8) / 8)
 
 
+class Lottery(nn.Module):
+    """The wrapped model with a flat loss (its input is detached: zero input gradient everywhere) that misreads a
+    pseudo-random quarter of all inputs (those whose pixel sum, in steps of 1/255, is divisible by 4): only random
+    starts break points, each start a new draw, so the one start of each of aa's white-box members leaves points
+    that a second restart breaks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = self.model(x.detach() + 0 * x)
+        unlucky = torch.round(x.detach() * 255).flatten(1).sum(1) % 4 == 0
+        return torch.where(unlucky[:, None], logits.roll(1, dims=1), logits)
+
+
+def restart(model: nn.Module, batches: list[dict[str, Tensor]], robust: Tensor, **aa: int) -> Tensor:
+    """restart_white_box at the table eps, seeded as the evaluator seeds it for seed 0."""
+    return restart_white_box(model, batches, robust, TABLE_EPS, n_iter=aa["n_iter"], n_targets=aa["n_targets"],
+                             generator=torch.Generator().manual_seed(RESTART_SEED_OFFSET))
+
+
 def measure(model: nn.Module, batches: list[dict[str, Tensor]], erm: nn.Module | None) -> dict[str, Any]:
-    """The metrics an eval record would hold for the checks, measured at the table eps and the large eps."""
+    """The metrics an eval record would hold for the checks, measured at the table eps and the large eps (the
+    convergence check on all the images)."""
     table = eps_label(TABLE_EPS)
     generator = torch.Generator().manual_seed(0)
     robust = dict.fromkeys(MEMBERS, 0)
-    correct = 0
+    correct = []
     for batch in batches:
         x_adv, stages = worst_case_stages(model, batch["x"], batch["y"], TABLE_EPS, generator=generator, **QUICK_AA)
         for name in MEMBERS:
             robust[name] += stages[name].sum().item()
         with torch.no_grad():
-            correct += (model(x_adv).argmax(1) == batch["y"]).sum().item()
+            correct.append(model(x_adv).argmax(1) == batch["y"])
     total = sum(len(b["y"]) for b in batches)
+    worst = torch.cat(correct)
     return {
         "aAcc": {"pgd": {table: adversarial_accuracy(model, batches, "pgd", TABLE_EPS, steps=10, seed=0)},
-                 "aa": {table: 100.0 * correct / total}},
+                 "aa": {table: percent(worst)}},
         "aa_stages": {table: {name: 100.0 * count / total for name, count in robust.items()}},
         "masking": {**gradient_health(model, batches),
                     "transfer_aAcc": None if erm is None else transfer_accuracy(erm, model, batches, TABLE_EPS,
                                                                                 steps=10, seed=0),
                     "large_eps": LARGE_EPS,
-                    "large_eps_aAcc": adversarial_accuracy(model, batches, "pgd", LARGE_EPS, steps=10, seed=0)},
+                    "large_eps_aAcc": adversarial_accuracy(model, batches, "pgd", LARGE_EPS, steps=10, seed=0),
+                    "aa_restart_base_aAcc": percent(worst),
+                    "aa_restart_aAcc": percent(restart(model, batches, worst, **QUICK_AA))},
     }
 
 
@@ -99,6 +125,7 @@ def test_probe_attacks_its_first_images_and_compares_the_transfer_with_white_box
     metrics = {"aAcc": {"pgd": {eps_label(TABLE_EPS): 99.0}}}
     probe = masking_probe(target, shapes_batches, metrics, profile=profile, seed=0, transfer_source=source)
     first = [shapes_batches[0], {k: v[:50] for k, v in shapes_batches[1].items()}]
+    assert probe["restart_images"] is probe["aa_restart_aAcc"] is probe["flags"]["aa_not_converged"] is None
     assert probe["probe_images"] == 150
     assert probe["white_box_aAcc"] == adversarial_accuracy(target, first, "pgd", TABLE_EPS, steps=10, seed=0)
     assert probe["transfer_aAcc"] == transfer_accuracy(source, target, first, TABLE_EPS, steps=10, seed=0)
@@ -107,6 +134,43 @@ def test_probe_attacks_its_first_images_and_compares_the_transfer_with_white_box
     whole = masking_probe(target, shapes_batches, metrics, profile=replace(profile, probe_images=None), seed=0,
                           transfer_source=source)
     assert whole["probe_images"] == 200 and whole["white_box_aAcc"] == 99.0
+
+
+def test_probe_restarts_aa_on_the_first_images_both_attacked(erm_cnn_on_shapes, shapes_batches) -> None:
+    """The convergence check runs on the first min(probe_images, aa's images): 120 of the probe's 150 when aa attacked
+    the first 120, 150 when aa attacked all 200; with aa's stated n_iter and n_targets, seeded apart from the grid."""
+    model = Lottery(erm_cnn_on_shapes())
+    profile = replace(PROFILES.get("quick"), probe_images=150)
+    stated = {"n_iter": 3, "n_targets": 1, "n_queries": 50}  # aa's parameters as its record states them
+    metrics = {"aAcc": {"pgd": {eps_label(TABLE_EPS): 99.0}}, "attack_budgets": {"aa": {"params": stated}}}
+    for aa_images, n in ((120, 120), (200, 150)):
+        robust = torch.arange(aa_images) % 3 == 0  # a made-up robust mask of aa over its images
+        probe = masking_probe(model, shapes_batches, metrics, profile=profile, seed=0, transfer_source=None,
+                              worst_case_robust=robust)
+        assert probe["restart_images"] == n and probe["aa_restart_base_aAcc"] == percent(robust[:n])
+        first = [shapes_batches[0], {k: v[:n - 100] for k, v in shapes_batches[1].items()}]
+        assert probe["aa_restart_aAcc"] == percent(restart(model, first, robust[:n], **stated))
+
+
+def test_a_second_restart_breaks_what_one_start_left_only_where_the_loss_is_flat(erm_cnn_on_shapes,
+                                                                                  shapes_batches) -> None:
+    """On 48 images at the table eps: the flat-loss Lottery cnn keeps points that aa's white-box members (5
+    iterations, 1 target, one start each) left robust only by luck, and a second restart breaks more than 5 points
+    of them; on the session's ERM cnn it breaks none. Either way it only ever breaks points."""
+    batch = {k: v[:48] for k, v in shapes_batches[0].items()}
+    aa = {"n_iter": 5, "n_targets": 1}
+    found = {}
+    for name, model in (("lottery", Lottery(erm_cnn_on_shapes())), ("erm", erm_cnn_on_shapes())):
+        _, stages = worst_case_stages(model, batch["x"], batch["y"], TABLE_EPS,
+                                      generator=torch.Generator().manual_seed(0), n_queries=1, **aa)
+        base = stages["apgd-t"]  # what aa's white-box members left robust
+        after = restart(model, [batch], base, **aa)
+        assert not (after & ~base).any()
+        found[name] = {"aa_restart_base_aAcc": percent(base), "aa_restart_aAcc": percent(after)}
+    assert found["lottery"]["aa_restart_aAcc"] < found["lottery"]["aa_restart_base_aAcc"] - 5, found
+    assert found["erm"]["aa_restart_aAcc"] == found["erm"]["aa_restart_base_aAcc"], found
+    assert flags_of({"masking": found["lottery"]})["aa_not_converged"] is True
+    assert flags_of({"masking": found["erm"]})["aa_not_converged"] is False
 
 
 @pytest.mark.parametrize("wrapper", [SaturatedSoftmax, Quantized])
@@ -146,7 +210,8 @@ def healthy() -> dict[str, Any]:
                  "square": {"0.02": 45.0}, "apgd-ce": {"0.02": 38.0}},
         "aa_stages": {"0.02": {"apgd-ce": 38.0, "apgd-t": 37.1, "square": 37.0}},
         "masking": {"zero_grad_share": 0.0, "nonfinite_grad_share": 0.0, "transfer_aAcc": 70.0,
-                    "large_eps": 0.1, "large_eps_aAcc": 1.0},
+                    "large_eps": 0.1, "large_eps_aAcc": 1.0, "restart_images": 256, "aa_restart_base_aAcc": 37.0,
+                    "aa_restart_aAcc": 36.5},
     }
 
 
@@ -179,6 +244,7 @@ def _set(metrics: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str
     ("zero_gradients", ("masking", "zero_grad_share"), 5.1, 4.9, ()),
     ("zero_gradients", ("masking", "nonfinite_grad_share"), 5.1, 4.9, ()),
     ("transfer_beats_white_box", ("masking", "transfer_aAcc"), 38.9, 39.1, ()),
+    ("aa_not_converged", ("masking", "aa_restart_aAcc"), 35.9, 36.1, ()),  # a restart gains more than 1 of 37
 ])
 def test_each_flag_fires_past_its_threshold_only(flag: str, path: tuple[str, ...], fires: float, quiet: float,
                                                   also: tuple[str, ...]) -> None:
@@ -194,6 +260,8 @@ def test_flags_are_none_without_their_data() -> None:
     assert flags_of(bare) == dict.fromkeys(flags_of(bare), None)  # one eps: no monotonicity to check
     erm = _set(healthy(), ("masking", "transfer_aAcc"), None)
     assert flags_of(erm)["transfer_beats_white_box"] is None
+    no_aa = _set(healthy(), ("masking", "aa_restart_aAcc"), None)  # aa did not run at the table eps
+    assert flags_of(no_aa)["aa_not_converged"] is None
     other_large = _set(healthy(), ("masking", "large_eps"), 0.3)  # measured at another large eps
     assert flags_of(other_large)["large_eps_not_zero"] is None
 
