@@ -26,9 +26,10 @@ import torch
 
 from benchmark.config import PROFILES
 from benchmark.data import iterate
-from benchmark.evaluate import accuracy_under, adversarial_accuracy
+from benchmark.evaluate import adversarial_accuracy, adversarial_robustness, percent, robust_under
 from benchmark.grid import build_jobs
 from benchmark.jobs import benchmark_for, trained_model
+from benchmark.masking import RESTART_SEED_OFFSET, restart_white_box
 from benchmark.selection import Selection
 from benchmark.store import Store
 from benchmark.tables import MAIN_METHODS, NOT_IN_PAPER
@@ -63,7 +64,7 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
             break
     out: dict[str, Any] = {"key": job.train.key, "images": seen}
     if "clean" not in task["have"]:
-        out["clean"] = accuracy_under(model, batches, lambda x, y: x)
+        out["clean"] = percent(robust_under(model, batches, lambda x, y: x))
         start = time.perf_counter()
         out["pgd"] = adversarial_accuracy(model, batches, "pgd", eps, steps=10, seed=job.train.seed)
         out["pgd_s"] = time.perf_counter() - start
@@ -72,10 +73,30 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
             continue
         stages: dict[str, float] = {}
         start = time.perf_counter()
-        acc = adversarial_accuracy(model, batches, "aa", eps, steps=10, seed=job.train.seed, params=setting,
-                                   stages=stages)
-        out[name] = {"aa": acc, "stages": stages, "seconds": time.perf_counter() - start}
+        robust = adversarial_robustness(model, batches, "aa", eps, steps=10, seed=job.train.seed, params=setting,
+                                        stages=stages)
+        out[name] = {"aa": percent(robust), "stages": stages, "seconds": time.perf_counter() - start}
+        if name != "standard":
+            out[name]["restart"] = convergence_check(model, batches, robust, eps, setting, job.train.seed,
+                                                     task["probe_images"])
     return out
+
+
+def convergence_check(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], robust: torch.Tensor,
+                      eps: float, setting: dict[str, int], seed: int, probe_images: int) -> dict[str, float]:
+    """The evaluation's convergence check (benchmark/masking.py restart_white_box) on the first `probe_images`:
+    aa's robust accuracy there, after a second restart of its white-box members, and the restart's seconds."""
+    probe, seen = [], 0
+    for batch in batches:
+        take = min(len(batch["y"]), probe_images - seen)
+        if take > 0:
+            probe.append({k: v[:take] for k, v in batch.items()})
+            seen += take
+    base = robust[:seen]
+    start = time.perf_counter()
+    still = restart_white_box(model, probe, base, eps, n_iter=setting["n_iter"], n_targets=setting["n_targets"],
+                              generator=torch.Generator().manual_seed(seed + RESTART_SEED_OFFSET))
+    return {"images": seen, "base": percent(base), "after": percent(still), "seconds": time.perf_counter() - start}
 
 
 def main() -> None:
@@ -104,7 +125,10 @@ def main() -> None:
         return cache.get(f"{job.train.key}/{args.images}/{args.eps}", {})
 
     tasks = [{"job": job, "results_dir": args.results_dir, "eps": args.eps, "images": args.images,
-              "settings": settings, "have": set(cached(job))} for job in build_jobs(selection)]
+              "probe_images": min(profile.probe_images or args.images, args.images), "settings": settings,
+              "have": {name for name, run in cached(job).items()
+                       if name in ("standard", "clean", "pgd", "pgd_s", "images") or "restart" in run}}
+             for job in build_jobs(selection)]
     todo = [t for t in tasks if not set(settings) | {"clean"} <= t["have"]]
     print(f"{len(tasks)} models, {len(todo)} to measure on {args.workers} workers; settings: {', '.join(settings)}",
           flush=True)
@@ -125,12 +149,21 @@ def cell(run: dict[str, Any]) -> str:
     return f"{run['aa']:.1f} ({stages}), {run['seconds']:.0f}"
 
 
+def restart_cell(run: dict[str, Any]) -> str:
+    """The convergence check of one aa run: its images, aa's robust accuracy there and after the second restart,
+    and its seconds as a share of aa's."""
+    check = run["restart"]
+    return (f"{check['images']}, {check['base']:.1f} -> {check['after']:.1f}, "
+            f"{check['seconds'] / run['seconds']:.2f}")
+
+
 def report(tasks: list[dict[str, Any]], settings: dict[str, dict[str, int]], cache: dict[str, Any],
            args: argparse.Namespace) -> None:
     """The markdown table: per model, clean, PGD-10, each setting's aa with its stages and seconds, and the gap."""
     names = [n for n in settings if n != "standard"]
     head = ["model", "n", "clean", "PGD-10", "standard aa (ce / t / square), s",
-            *[f"aa {n} (ce / t / square), s" for n in names], *[f"gap {n}" for n in names]]
+            *[f"aa {n} (ce / t / square), s" for n in names], *[f"gap {n}" for n in names],
+            *[f"restart check {n}: n, aa -> after, cost / aa" for n in names]]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     worst: dict[str, float] = {}
     for task in tasks:
@@ -143,7 +176,7 @@ def report(tasks: list[dict[str, Any]], settings: dict[str, dict[str, int]], cac
             gaps.append(f"{gap:+.1f}")
         print(f"| {job.method} {job.dataset}/{job.domain} | {entry['images']} | {entry['clean']:.1f} | "
               f"{entry['pgd']:.1f} | {cell(entry['standard'])} | " + " | ".join(cell(entry[n]) for n in names) + " | "
-              + " | ".join(gaps) + " |")
+              + " | ".join(gaps) + " | " + " | ".join(restart_cell(entry[n]) for n in names) + " |")
     for n, gap in worst.items():
         print(f"largest |aa {n} - standard aa| over {len(tasks)} models: {gap:.1f} points (n = {args.images} images "
               f"each, eps {args.eps}, seed {args.seed})")
