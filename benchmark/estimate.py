@@ -25,6 +25,7 @@ from benchmark.numerics import job_numerics
 from benchmark.pretraining import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
 from benchmark.store import Store
 from benchmark.train import to_device, training_step
+from methods import METHODS
 
 #: training steps a probe runs for a method without finished jobs (the first is warm-up)
 PROBE_STEPS = 3
@@ -41,23 +42,33 @@ BUILT_IN_TEST_IMAGES = round(SPLIT_FRACTIONS[2] * IMAGES_PER_DOMAIN)
 
 
 def masking_probe_cost(profile: Profile) -> float:
-    """The masking probe's cost in PGD-10 units (a PGD-10 over the whole test split = 1)."""
+    """The masking probe's PGD-10 runs in PGD-10 units (a PGD-10 over the whole test split = 1); the worst case's
+    convergence check is counted in aa's declared cost (config.AttackSetting)."""
     if profile.probe_images is None:
         return MASKING_PROBE_COST
     return min(MASKING_PROBE_COST, PROBE_RUNS_ON_IMAGES * profile.probe_images / BUILT_IN_TEST_IMAGES)
 
 
-def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile) -> float:
-    """Relative evaluation cost: one unit for the clean and explanation metrics plus each attack's cost (PGD-10 = 1;
-    the profile's where it sets the attack's parameters, else the declared one) per eps > 0, plus the masking
-    probe when an attack runs (an attack no longer registered, in an old record, counts as PGD-10)."""
+def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile, *, robust: bool) -> float:
+    """Relative evaluation cost: one unit for the clean and explanation metrics plus each attack's cost (PGD-10 over
+    the whole test split = 1) per eps > 0, plus the masking probe when an attack runs. An attack the profile sets
+    costs its setting's per-image cost, on a model trained on PGD (`robust`) or not, times the share of the test
+    split it attacks; any other its declared cost (an attack no longer registered, in an old record, PGD-10's)."""
     def cost_of(attack: str) -> float:
-        if attack in profile.attack_settings:
-            return profile.attack_settings[attack].cost
-        return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
+        setting = profile.attack_settings.get(attack)
+        if setting is None:
+            return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
+        share = 1.0 if setting.images is None else min(1.0, setting.images / BUILT_IN_TEST_IMAGES)
+        return setting.cost_on(robust=robust) * share
 
     attacked = sum(1 for e in eps if e > 0)
     return 1 + sum(map(cost_of, attacks)) * attacked + (masking_probe_cost(profile) if attacks and attacked else 0.0)
+
+
+def _robust(method: str) -> bool:
+    """Whether a method trains on PGD (the worst case then costs a robust model's; a method no longer registered,
+    in an old record: not)."""
+    return method in METHODS and METHODS.get(method).trains_on_pgd
 
 
 def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:
@@ -66,7 +77,7 @@ def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, fl
     trains: dict[str, list[float]] = defaultdict(list)
     for r in store.records("eval"):
         evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"],
-                                                                  profile))
+                                                                  profile, robust=_robust(r["method"])))
     for r in store.records("train"):
         trains[r["method"]].append(r["total_time_s"] / r["config"]["steps"])
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
@@ -126,7 +137,7 @@ def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = No
                 continue
             timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
         eval_per_unit, train_per_step = timings[profile.name][method]
-        total += eval_per_unit * _attack_cost(job.attacks, job.eps, profile)
+        total += eval_per_unit * _attack_cost(job.attacks, job.eps, profile, robust=_robust(method))
         if needs_training:
             total += train_per_step * profile.steps
     total += _source_training_seconds(plan, results_dir, timings)

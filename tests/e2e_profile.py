@@ -2,18 +2,30 @@
 tests' command-line subprocesses (and their grid workers) load it through `--plugins` (conftest.E2E_ARGS).
 
 It is the quick profile from random weights (the tests never pretrain: tests/test_pretrain.py covers that path),
-evaluated on fewer images: out-of-domain accuracy on the first 200 images of each other domain instead of 5000,
-the explanation metrics on 16 test images instead of 200 and the masking probe on 32 instead of 256. Everything
-else (data, splits, attacks, training) is the quick profile's, so a grid through the command line, a launcher or a
-resumption runs the same code paths in seconds per job. Its numbers are no one's results; its eval keys say
-`ood_images`, so no record of it can pass for a quick one.
+evaluated on fewer images and with a lighter worst case: out-of-domain accuracy on the first 200 images of each
+other domain instead of 5000, the explanation metrics on 16 test images instead of 200, the masking probe on 32
+instead of 256, and the worst-case family at 10 iterations, 1 target and 20 queries (the quick profile's converged
+budgets cost minutes on a model that stays robust, as a briefly trained one can: tests/test_worst_case.py checks
+those attacks). Everything else (data, splits, the other attacks, training) is the quick profile's, so a grid
+through the command line, a launcher or a resumption runs the same code paths in seconds per job. Its numbers are
+no one's results; its eval keys say `ood_images`, so no record of it can pass for a quick one.
 """
 
 from dataclasses import replace
 
-from benchmark.config import PROFILES
+from benchmark.config import PROFILES, AttackSetting
 
-PROFILES.add("e2e", replace(PROFILES.get("quick"), name="e2e", pretrained=False, faithfulness_images=16,
-                            probe_images=32, ood_images=200,
+_LIGHT = "the tests' speed: a worst case reduced as far as it still runs every code path (1 target, few queries)"
+_QUICK = PROFILES.get("quick")
+LIGHT_WORST_CASE = {
+    "apgd-ce": AttackSetting({"n_iter": 10}, 1.3, _LIGHT),
+    "apgd-t": AttackSetting({"n_iter": 10, "n_targets": 1}, 1.3, _LIGHT),
+    "square": AttackSetting({"n_queries": 20}, 1.0, _LIGHT),
+    "aa": AttackSetting({"n_iter": 10, "n_targets": 1, "n_queries": 20}, 3.6, _LIGHT,
+                        images=_QUICK.attack_settings["aa"].images),
+}
+
+PROFILES.add("e2e", replace(_QUICK, name="e2e", pretrained=False, faithfulness_images=16,
+                            probe_images=32, ood_images=200, attack_settings=LIGHT_WORST_CASE,
                             notes="e2e profile (the tests'): the quick profile from random weights, evaluated on "
                                   "fewer images. Not results."))

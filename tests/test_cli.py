@@ -23,6 +23,7 @@ import torch
 
 from benchmark.arguments import one_line_warning
 from benchmark.cli import run
+from benchmark.config import PROFILES
 from tests.conftest import E2E_ARGS
 
 RUN = [sys.executable, "-m", "benchmark.run"]
@@ -69,14 +70,16 @@ def test_list_prints_every_registry(run_main):
     assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles", "metrics"}
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
-    assert "aa (cost 140x PGD-10; quick profile: 5x (n_iter 10, n_targets 1, n_queries 50); e2e profile: 5x" in lines[
+    aa = PROFILES.get("quick").attack_settings["aa"]
+    assert (f"aa (cost 140x PGD-10; quick profile: {aa.cost:g}x, {aa.robust_cost:g}x on a model trained on PGD "
+            f"(n_queries 100; first 500 test images); e2e profile: ") in lines[
         "attacks"]  # e2e: the tests' profile (tests/e2e_profile.py), registered in the test process
-    assert "pgd (cost 1x PGD-10)" in lines["attacks"] and "square (cost 200x PGD-10; quick profile: 2.4x" in lines[
+    assert "pgd (cost 1x PGD-10)" in lines["attacks"] and "square (cost 200x PGD-10; quick profile: 4.9x" in lines[
         "attacks"]
     assert "Suff (Suff; -100..100, lower is better; at Suff, no cost of its own; in table1 table4 table5)" in lines[
         "metrics"]
     assert ("AA (AA; 0..100, higher is better; aa's accuracy at the table eps; in table1 table4 table5 fig5; "
-            "cost 140x PGD-10; quick profile: 5x") in lines["metrics"]
+            f"cost 140x PGD-10; quick profile: {aa.cost:g}x") in lines["metrics"]
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):

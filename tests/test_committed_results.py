@@ -52,12 +52,16 @@ def test_committed_records_are_current_or_declared_stale():
 
 def test_every_artefacts_grid_is_done_in_the_committed_store():
     """What `./reproduce.sh all` on a fresh clone relies on to train nothing and only re-render; while the records
-    are declared stale, that every job of every grid has its train and eval record (nothing is missing, only old)."""
+    are declared stale, that every job of every grid has its train record and an eval record of that model with its
+    attacks and eps (nothing is missing, only old: a changed evaluation changes eval keys too)."""
     quick = PROFILES.get("quick")
     store = Store(COMMITTED.parent, "quick")
-    if STALE_NOTE.is_file():
+    if STALE_NOTE.is_file():  # an evaluation that changed also changes eval keys: match its model, attacks and eps
+        evaluated = {(r["train_key"], tuple(r["config"]["attacks"]), tuple(r["config"]["eps"]))
+                     for r in store.records("eval")}
         missing = [job.key for selection in grids_of(artefact_order(), quick) for job in build_jobs(selection)
-                   if not (store.has("eval", job.key) and store.has("train", job.train.key))]
+                   if not (store.has("train", job.train.key)
+                           and (job.train.key, tuple(job.attacks), tuple(job.eps)) in evaluated)]
         assert not missing, f"{len(missing)} jobs have no committed record: {missing[:5]}"
         return
     pending = [run_flags(selection, quick) for selection in grids_of(artefact_order(), quick)
