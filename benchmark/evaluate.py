@@ -304,7 +304,7 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
     whole-split number when the grid has that eps); and on the first `profile.probe_images` test images (all when
     None), PGD-10 at `table_eps` transferred from `transfer_source` beside white-box PGD-10 on the same images (the
     grid's number when they are the whole split). Given `worst_case_robust` (the worst case `aa`'s robust mask at
-    `table_eps` over the first images it attacked), the convergence check on the first min(probe_images, aa's
+    `table_eps` over the first images it attacked), the convergence check on the first min(probe_images, half of aa's
     images): aa's white-box members run again on the points aa left robust, from a new random start, with aa's
     stated `n_iter` and `n_targets` (benchmark/masking.py restart_white_box: its cost); `restart_images`,
     `aa_restart_base_aAcc` (aa's accuracy on those images) and `aa_restart_aAcc` (after the restart) are None
@@ -326,7 +326,7 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
         white_box = pgd_accuracy(profile.table_eps, reuse=whole_split)
     restart: dict[str, Any] = {"restart_images": None, "aa_restart_base_aAcc": None, "aa_restart_aAcc": None}
     if worst_case_robust is not None:
-        restart_batches = _first_images(probe_batches, len(worst_case_robust))
+        restart_batches = _first_images(probe_batches, len(worst_case_robust) // 2)  # its cost: at most half of aa's
         base = worst_case_robust[:sum(len(b["y"]) for b in restart_batches)]
         params = metrics["attack_budgets"][METRICS.get("AA").attack]["params"]
         after = restart_white_box(model, restart_batches, base, profile.table_eps, n_iter=params["n_iter"],

@@ -42,9 +42,9 @@ def restart_white_box(model: nn.Module, batches: list[dict[str, Tensor]], robust
     not converged (benchmark/flags.py `aa_not_converged`).
 
     Cost: the two members on the points aa left robust only, on which aa ran both in full and Square after them, so
-    at most aa's white-box cost on these images. The evaluator gives it the first min(probe_images, aa's images)
-    images: in the quick profile 256 of aa's 500, about half of that, and so less than half of aa's whole cost
-    (which also pays for the points aa breaks and for Square)."""
+    at most aa's white-box cost on these images. The evaluator gives it the first min(probe_images, half of aa's
+    images) images: in the quick profile 250 of aa's 500, so at most half of aa's whole cost (which also pays for the
+    points aa breaks and for Square)."""
     still = robust.clone()
     start = 0
     with eval_mode(model):

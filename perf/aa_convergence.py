@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--setting", action="append", help="n_iter,n_targets,n_queries (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", default="aa_convergence.json")
+    parser.add_argument("--report-only", action="store_true", help="print the cached models' table, measure nothing")
     args = parser.parse_args()
     profile = PROFILES.get("quick")
     quick = {k: v for k, v in profile.attack_params("aa").items() if k in STANDARD}
@@ -130,6 +131,11 @@ def main() -> None:
                        if name in ("standard", "clean", "pgd", "pgd_s", "images") or "restart" in run}}
              for job in build_jobs(selection)]
     todo = [t for t in tasks if not set(settings) | {"clean"} <= t["have"]]
+    if args.report_only:
+        missing = [f"{t['job'].train.method} {t['job'].train.dataset}" for t in todo]
+        print(f"not measured yet: {', '.join(missing) or 'none'}")
+        report([t for t in tasks if t not in todo], settings, cache, args)
+        return
     print(f"{len(tasks)} models, {len(todo)} to measure on {args.workers} workers; settings: {', '.join(settings)}",
           flush=True)
     with ProcessPoolExecutor(args.workers) as pool:

@@ -137,13 +137,14 @@ def test_probe_attacks_its_first_images_and_compares_the_transfer_with_white_box
 
 
 def test_probe_restarts_aa_on_the_first_images_both_attacked(erm_cnn_on_shapes, shapes_batches) -> None:
-    """The convergence check runs on the first min(probe_images, aa's images): 120 of the probe's 150 when aa attacked
-    the first 120, 150 when aa attacked all 200; with aa's stated n_iter and n_targets, seeded apart from the grid."""
+    """The convergence check runs on the first min(probe_images, half of aa's images), so that it costs at most half of
+    aa: 120 of the probe's 150 when aa attacked the first 240, 150 when aa attacked 400; with aa's stated n_iter and
+    n_targets, seeded apart from the grid."""
     model = Lottery(erm_cnn_on_shapes())
     profile = replace(PROFILES.get("quick"), probe_images=150)
     stated = {"n_iter": 3, "n_targets": 1, "n_queries": 50}  # aa's parameters as its record states them
     metrics = {"aAcc": {"pgd": {eps_label(TABLE_EPS): 99.0}}, "attack_budgets": {"aa": {"params": stated}}}
-    for aa_images, n in ((120, 120), (200, 150)):
+    for aa_images, n in ((240, 120), (400, 150)):
         robust = torch.arange(aa_images) % 3 == 0  # a made-up robust mask of aa over its images
         probe = masking_probe(model, shapes_batches, metrics, profile=profile, seed=0, transfer_source=None,
                               worst_case_robust=robust)
