@@ -84,7 +84,8 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
 
 def convergence_check(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], robust: torch.Tensor,
                       eps: float, setting: dict[str, int], seed: int, probe_images: int) -> dict[str, float]:
-    """The evaluation's convergence check (benchmark/masking.py restart_white_box) on the first `probe_images`:
+    """The evaluation's convergence check (benchmark/masking.py restart_white_box) on the first `probe_images`
+    (min(the profile's, half of aa's images), as the evaluation runs it):
     aa's robust accuracy there, after a second restart of its white-box members, and the restart's seconds."""
     probe, seen = [], 0
     for batch in batches:
@@ -126,7 +127,7 @@ def main() -> None:
         return cache.get(f"{job.train.key}/{args.images}/{args.eps}", {})
 
     tasks = [{"job": job, "results_dir": args.results_dir, "eps": args.eps, "images": args.images,
-              "probe_images": min(profile.probe_images or args.images, args.images), "settings": settings,
+              "probe_images": min(profile.probe_images or args.images, args.images // 2), "settings": settings,
               "have": {name for name, run in cached(job).items()
                        if name in ("standard", "clean", "pgd", "pgd_s", "images") or "restart" in run}}
              for job in build_jobs(selection)]
