@@ -128,7 +128,7 @@ QUICK_SQUARE_QUERIES = 100
 #: per image relative to PGD-10 (perf/aa_convergence.py, `_QUICK_AA_WHY`): aa with its convergence check on a model
 #: that does not train on PGD and on one that does; Square alone at 100 queries at its no-break bound (0.049 x PGD-10
 #: per query, perf/worst_case_cost.py)
-AA_COST, AA_ROBUST_COST, SQUARE_COST = 17.5, 124.0, 4.9
+AA_COST, AA_ROBUST_COST, SQUARE_COST = 27.5, 125.4, 4.9
 #: the first test images the quick `aa` attacks: at n = 500 a binomial SE is at most 2.24 points (at 50%)
 QUICK_AA_IMAGES = 500
 _QUICK_AA_WHY = ("perf/aa_convergence.py: mean over its models of the seconds of aa and its convergence check over "
