@@ -201,12 +201,12 @@ def attack_grid(ev: Evaluation) -> None:
     ev.metrics["attack_budgets"] = {}
     for attack in ev.attacks:
         ev.metrics["attack_budgets"][attack] = {
-            "images": sum(len(b["y"]) for b in _first_images(ev.test_batches, ev.profile.attack_images(attack))),
+            "images": sum(len(b["y"]) for b in first_images(ev.test_batches, ev.profile.attack_images(attack))),
             "params": attack_parameters(attack, steps=ev.profile.attack_steps, params=ev.profile.attack_params(attack))}
     for attack, e in tqdm(grid, desc="attacks", disable=not ev.progress or not grid, leave=False):
         stages = {} if ATTACKS.get(attack).stages and e > 0 else None
         robust = adversarial_robustness(
-            ev.model, _first_images(ev.test_batches, ev.profile.attack_images(attack)), attack, e,
+            ev.model, first_images(ev.test_batches, ev.profile.attack_images(attack)), attack, e,
             steps=ev.profile.attack_steps, seed=ev.seed, resources=ev.resources,
             params=ev.profile.attack_params(attack), stages=stages)
         ev.metrics["aAcc"][attack][eps_label(e)] = percent(robust)
@@ -309,7 +309,7 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
     stated `n_iter` and `n_targets` (benchmark/masking.py restart_white_box: its cost); `restart_images`,
     `aa_restart_base_aAcc` (aa's accuracy on those images) and `aa_restart_aAcc` (after the restart) are None
     where aa did not run at `table_eps`. Then the flags over the record so far."""
-    probe_batches = _first_images(batches, profile.probe_images)
+    probe_batches = first_images(batches, profile.probe_images)
     probe_images = sum(len(b["y"]) for b in probe_batches)
     whole_split = probe_images == sum(len(b["y"]) for b in batches)
     done = metrics["aAcc"].get("pgd", {}) if profile.attack_images("pgd") is None else {}  # the whole split's
@@ -326,14 +326,9 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
         white_box = pgd_accuracy(profile.table_eps, reuse=whole_split)
     restart: dict[str, Any] = {"restart_images": None, "aa_restart_base_aAcc": None, "aa_restart_aAcc": None}
     if worst_case_robust is not None:
-        restart_batches = _first_images(probe_batches, len(worst_case_robust) // 2)  # its cost: at most half of aa's
-        base = worst_case_robust[:sum(len(b["y"]) for b in restart_batches)]
         params = metrics["attack_budgets"][METRICS.get("AA").attack]["params"]
-        after = restart_white_box(model, restart_batches, base, profile.table_eps, n_iter=params["n_iter"],
-                                  n_targets=params["n_targets"],
-                                  generator=_generator(restart_batches, seed + RESTART_SEED_OFFSET))
-        restart = {"restart_images": len(base), "aa_restart_base_aAcc": percent(base),
-                   "aa_restart_aAcc": percent(after)}
+        restart = convergence_check(model, probe_batches, worst_case_robust, profile.table_eps,
+                                    n_iter=params["n_iter"], n_targets=params["n_targets"], seed=seed)
     probe = {**gradient_health(model, batches), "probe_images": probe_images, "transfer_aAcc": transfer,
              "white_box_aAcc": white_box, "large_eps": profile.large_eps,
              "large_eps_aAcc": pgd_accuracy(profile.large_eps, reuse=True), **restart}
@@ -342,12 +337,25 @@ def masking_probe(model: Classifier, batches: list[dict[str, Tensor]], metrics: 
     return probe
 
 
+def convergence_check(model: Classifier, batches: list[dict[str, Tensor]], worst_case_robust: Tensor, eps: float, *,
+                      n_iter: int, n_targets: int, seed: int) -> dict[str, Any]:
+    """The worst case's convergence check on the first of `batches` (the probe's images), at most half of the images
+    aa attacked (`worst_case_robust`: its robust mask over them, in order), so that it costs at most half of aa:
+    restart_white_box from a generator seeded apart from the grid's. Returns the record's `restart_images`,
+    `aa_restart_base_aAcc` (aa's accuracy on those images) and `aa_restart_aAcc` (after the restart)."""
+    restart_batches = first_images(batches, len(worst_case_robust) // 2)
+    base = worst_case_robust[:sum(len(b["y"]) for b in restart_batches)]
+    after = restart_white_box(model, restart_batches, base, eps, n_iter=n_iter, n_targets=n_targets,
+                              generator=_generator(restart_batches, seed + RESTART_SEED_OFFSET))
+    return {"restart_images": len(base), "aa_restart_base_aAcc": percent(base), "aa_restart_aAcc": percent(after)}
+
+
 def _first(dataset: Dataset, limit: int | None) -> Dataset:
     """The dataset's first `limit` items (all of them when None)."""
     return dataset if limit is None else Subset(dataset, list(range(min(limit, len(dataset)))))
 
 
-def _first_images(batches: list[dict[str, Tensor]], limit: int | None) -> list[dict[str, Tensor]]:
+def first_images(batches: list[dict[str, Tensor]], limit: int | None) -> list[dict[str, Tensor]]:
     """The batches cut to their first `limit` images in order (all of them when None)."""
     if limit is None:
         return batches

@@ -24,19 +24,25 @@ from typing import Any
 
 import torch
 
+from attacks import ATTACKS
 from benchmark.config import PROFILES
 from benchmark.data import iterate
-from benchmark.evaluate import adversarial_accuracy, adversarial_robustness, percent, robust_under
+from benchmark.evaluate import (
+    adversarial_accuracy,
+    adversarial_robustness,
+    convergence_check,
+    first_images,
+    percent,
+    robust_under,
+)
 from benchmark.grid import build_jobs
 from benchmark.jobs import benchmark_for, trained_model
-from benchmark.masking import RESTART_SEED_OFFSET, restart_white_box
 from benchmark.selection import Selection
 from benchmark.store import Store
 from benchmark.tables import MAIN_METHODS, NOT_IN_PAPER
-from benchmark.train import to_device
 
-#: AutoAttack's standard budgets (attacks/autoattack.py's defaults)
-STANDARD = {"n_iter": 100, "n_targets": 9, "n_queries": 5000, "n_restarts": 1}
+#: AutoAttack's standard budgets: aa's declared defaults (attacks/autoattack.py)
+STANDARD = {k: v for k, v in ATTACKS.get("aa").defaults if k != "early_exit"}
 
 
 def parse_setting(text: str) -> dict[str, int]:
@@ -55,14 +61,8 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
     job, store, eps, images = task["job"], Store(task["results_dir"], "quick"), task["eps"], task["images"]
     model = trained_model(job.train, store, None).eval()
     domain = benchmark_for(job.train, None).domain(job.train.domain)
-    batches, seen = [], 0
-    for batch in iterate(domain.test, job.train.profile.eval_batch_size):
-        take = min(len(batch["y"]), images - seen)
-        batches.append(to_device({k: v[:take] for k, v in batch.items()}, torch.device("cpu")))
-        seen += take
-        if seen == images:
-            break
-    out: dict[str, Any] = {"key": job.train.key, "images": seen}
+    batches = first_images(list(iterate(domain.test, job.train.profile.eval_batch_size)), images)
+    out: dict[str, Any] = {"key": job.train.key, "images": sum(len(b["y"]) for b in batches)}
     if "clean" not in task["have"]:
         out["clean"] = percent(robust_under(model, batches, lambda x, y: x))
         start = time.perf_counter()
@@ -77,27 +77,12 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
                                         stages=stages)
         out[name] = {"aa": percent(robust), "stages": stages, "seconds": time.perf_counter() - start}
         if name != "standard":
-            out[name]["restart"] = convergence_check(model, batches, robust, eps, setting, job.train.seed,
-                                                     task["probe_images"])
+            start = time.perf_counter()
+            check = convergence_check(model, first_images(batches, task["probe_images"]), robust, eps,
+                                      n_iter=setting["n_iter"], n_targets=setting["n_targets"], seed=job.train.seed)
+            out[name]["restart"] = {"images": check["restart_images"], "base": check["aa_restart_base_aAcc"],
+                                    "after": check["aa_restart_aAcc"], "seconds": time.perf_counter() - start}
     return out
-
-
-def convergence_check(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], robust: torch.Tensor,
-                      eps: float, setting: dict[str, int], seed: int, probe_images: int) -> dict[str, float]:
-    """The evaluation's convergence check (benchmark/masking.py restart_white_box) on the first `probe_images`
-    (min(the profile's, half of aa's images), as the evaluation runs it):
-    aa's robust accuracy there, after a second restart of its white-box members, and the restart's seconds."""
-    probe, seen = [], 0
-    for batch in batches:
-        take = min(len(batch["y"]), probe_images - seen)
-        if take > 0:
-            probe.append({k: v[:take] for k, v in batch.items()})
-            seen += take
-    base = robust[:seen]
-    start = time.perf_counter()
-    still = restart_white_box(model, probe, base, eps, n_iter=setting["n_iter"], n_targets=setting["n_targets"],
-                              generator=torch.Generator().manual_seed(seed + RESTART_SEED_OFFSET))
-    return {"images": seen, "base": percent(base), "after": percent(still), "seconds": time.perf_counter() - start}
 
 
 def main() -> None:
