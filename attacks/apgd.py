@@ -191,7 +191,7 @@ def _validate_t(eps: float, params: dict[str, Any]) -> None:
     check_switch("apgd-t", params, "early_exit")
 
 
-@register_attack("apgd-ce", display="APGD-CE", cost=10.0, validate=_validate_ce)
+@register_attack("apgd-ce", display="APGD-CE", cost=10.0, validate=_validate_ce, chained=True)
 def apgd_ce(
     model: nn.Module,
     x: Tensor,
@@ -211,7 +211,7 @@ def apgd_ce(
                 targets=[lambda idx: y[idx]], generator=generator, early_exit=early_exit)
 
 
-@register_attack("apgd-t", display="APGD-T", cost=25.0, validate=_validate_t)
+@register_attack("apgd-t", display="APGD-T", cost=25.0, validate=_validate_t, chained=True)
 def apgd_t(
     model: nn.Module,
     x: Tensor,

@@ -6,8 +6,11 @@ Each point's output is the first member's output that misclassifies it, else the
 for a point misclassified already). Standard version: 100 iterations, 9 targets, 5000 queries and 1
 restart per member; pass smaller `n_iter`, `n_targets`, `n_queries` for a reduced one. None is named
 `steps`, so the evaluator does not pass the profile's PGD step count (attacks/apgd.py). `early_exit` (default on)
-lets the APGD members drop a point at the iterate that breaks it, an exact saving (Square always does). The members
-share the generator, in turn, so a seeded run is reproducible. `worst_case_stages` also returns the mask of
+lets the APGD members drop a point at the iterate that breaks it, an exact saving (Square always does). Called on a
+batch, the members share the generator, in turn, so a seeded run is reproducible. The evaluator instead runs each
+member over all of aa's images before the next (AutoAttack's own order), each from a generator seeded by the job's
+seed, from `member_params` (declared with the attack), so that aa's apgd-ce stage is the run of `apgd-ce` alone and
+is computed once (benchmark/evaluate.py). `worst_case_stages` also returns the mask of
 the points still robust after each member (AutoAttack's acc_dict), for the check that Square, a
 black-box attack, does not beat the white-box members (benchmark/masking.py).
 
@@ -31,6 +34,9 @@ from attacks.base import eval_mode, register_attack
 from attacks.common import check_count, check_switch
 from attacks.square import square
 
+#: the members by name, the registered attacks
+_MEMBER_ATTACKS = {"apgd-ce": apgd_ce, "apgd-t": apgd_t, "square": square}
+
 #: the members in the order they run, by their registered names (the keys of worst_case_stages' masks)
 MEMBERS = ("apgd-ce", "apgd-t", "square")
 
@@ -40,7 +46,17 @@ def _validate(eps: float, params: dict[str, Any]) -> None:
     check_switch("aa", params, "early_exit")
 
 
-@register_attack("aa", display="AA worst case", cost=140.0, validate=_validate, stages=MEMBERS)
+def member_params(*, n_iter: int, n_targets: int, n_queries: int, n_restarts: int, early_exit: bool, **_: Any
+                  ) -> dict[str, dict[str, Any]]:
+    """Each member's parameters (MEMBERS order) from aa's: the one mapping `aa` and the evaluator, which runs the
+    members one after the other over all of aa's images (AutoAttack's order), both use."""
+    return {"apgd-ce": {"n_iter": n_iter, "n_restarts": n_restarts, "early_exit": early_exit},
+            "apgd-t": {"n_iter": n_iter, "n_restarts": n_restarts, "n_targets": n_targets, "early_exit": early_exit},
+            "square": {"n_queries": n_queries, "n_restarts": n_restarts}}
+
+
+@register_attack("aa", display="AA worst case", cost=140.0, validate=_validate, stages=MEMBERS, chained=True,
+                 member_params=member_params)
 def aa(
     model: nn.Module,
     x: Tensor,
@@ -60,16 +76,15 @@ def aa(
     When `stages` is given, it receives per member (MEMBERS) the (B,) mask of the points still robust after it
     (AutoAttack's acc_dict, the declared `stages`); the evaluator and worst_case_stages read it, so that the stages
     come from this one implementation."""
-    members = ((apgd_ce, {"n_iter": n_iter, "early_exit": early_exit}),
-               (apgd_t, {"n_iter": n_iter, "n_targets": n_targets, "early_exit": early_exit}),
-               (square, {"n_queries": n_queries}))
+    params = member_params(n_iter=n_iter, n_targets=n_targets, n_queries=n_queries, n_restarts=n_restarts,
+                           early_exit=early_exit)
     x_adv = x.clone()
     with torch.no_grad():
         robust = model(x).argmax(1) == y
-    for name, (member, params) in zip(MEMBERS, members, strict=True):
+    for name in MEMBERS:
         idx = robust.nonzero().flatten()
         if len(idx) > 0:
-            out = member(model, x[idx], y[idx], eps, generator=generator, n_restarts=n_restarts, **params)
+            out = _MEMBER_ATTACKS[name](model, x[idx], y[idx], eps, generator=generator, **params[name])
             x_adv[idx] = out
             with torch.no_grad():
                 robust[idx[model(out).argmax(1) != y[idx]]] = False

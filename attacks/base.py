@@ -10,8 +10,12 @@ body holds only its algorithm:
 - the body runs with the model in eval mode, every submodule's own train/eval flag restored after.
 
 The declaration also says what the attack costs relative to PGD-10 (the grid's estimate), which
-resources it needs beside the model (SCA: its dataset's DDPM) and, for a worst case over members, the
-stages it reports (the evaluator records the robust accuracy after each: `aa_stages`). The evaluator
+resources it needs beside the model (SCA: its dataset's DDPM), for a worst case over members the
+stages it reports (the evaluator records the robust accuracy after each: `aa_stages`) and, where they are
+registered attacks, each one's parameters (`member_params`: the evaluator then runs the stages one after the
+other over all the images, AutoAttack's order, and shares a member's run with that attack run alone), and whether
+its eps grid may be chained (`chained`: the evaluator attacks at each eps only the points still robust at the
+smaller one, benchmark/evaluate.py). The evaluator
 builds each declared resource once per dataset and passes it by the resource's name; the eval job's
 config carries each resource's version. Adding an attack is one file with one decorated function.
 """
@@ -66,6 +70,13 @@ class Attack:
     #: its own parameters (beyond the contract, its resources and `stages`) with their declared defaults, the standard
     #: version: an eval record states each attack's parameters with these filled in (benchmark/evaluate.py)
     defaults: tuple[tuple[str, Any], ...] = ()
+    #: whether the evaluator may chain its eps grid: at each eps attack only the points still robust at the smaller
+    #: one (the accuracy at any budget up to eps; benchmark/evaluate.py), for an attack whose runs are too costly to
+    #: repeat on points a smaller budget already broke
+    chained: bool = False
+    #: for stages that are registered attacks, run on the points each earlier one left robust: their parameters from
+    #: the attack's own (all of them, defaults filled in) as {stage: params}; None: the attack runs its stages itself
+    member_params: Callable[..., dict[str, dict[str, Any]]] | None = None
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, *,
                  generator: torch.Generator | None = None, **params: Any) -> Tensor:
@@ -136,12 +147,14 @@ CONTRACT = ("model", "x", "y", "eps", "generator")
 
 
 def register_attack(name: str, *, display: str, cost: float, resources: tuple[Resource, ...] = (),
-                    validate: Callable[[float, dict[str, Any]], None] | None = None, stages: tuple[str, ...] = ()
+                    validate: Callable[[float, dict[str, Any]], None] | None = None, stages: tuple[str, ...] = (),
+                    chained: bool = False, member_params: Callable[..., dict[str, dict[str, Any]]] | None = None
                     ) -> Callable[[Callable[..., Tensor]], Attack]:
     """Register `body` under `name` behind the shared contract (module docstring); returns the Attack.
 
     `validate(eps, params)` checks the attack's own parameters (defaults filled in) before anything
-    runs, also at eps = 0. `stages`: the stages the attack reports (Attack.stages). A body whose signature does
+    runs, also at eps = 0. `stages`: the stages the attack reports (Attack.stages); `chained` and `member_params`:
+    Attack's fields of those names (`member_params` needs `stages`). A body whose signature does
     not start with (model, x, y, eps) and take a keyword `generator`, each resource by name and, with stages, a
     keyword `stages` breaks the contract: UserError."""
 
@@ -153,6 +166,8 @@ def register_attack(name: str, *, display: str, cost: float, resources: tuple[Re
             raise UserError(f"attack {name!r} breaks the attack contract: its function must take "
                             f"({', '.join(CONTRACT[:4])}, *, generator, ...){' and ' if extra else ''}"
                             f"{', '.join(extra)}; it takes ({', '.join(names)})")
+        if member_params is not None and not stages:
+            raise UserError(f"attack {name!r} declares member_params without stages: name its stages")
         if not math.isfinite(cost) or cost <= 0:
             raise UserError(f"attack {name!r} declares cost {cost!r}; it must be a positive number (PGD-10 = 1)")
 
@@ -174,7 +189,7 @@ def register_attack(name: str, *, display: str, cost: float, resources: tuple[Re
         defaults = tuple((n, p.default) for n, p in signature.parameters.items()
                          if n not in (*CONTRACT, *extra) and p.default is not inspect.Parameter.empty)
         attack = Attack(name, run, display, float(cost), "steps" in names, body.__module__, tuple(resources),
-                        tuple(stages), defaults)
+                        tuple(stages), defaults, bool(chained), member_params)
         ATTACKS.add(name, attack)
         return attack
 

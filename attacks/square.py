@@ -83,7 +83,7 @@ def _validate(eps: float, params: dict[str, Any]) -> None:
         raise UserError(f"square p_init must be a number in (0, 1], got {p_init!r}")
 
 
-@register_attack("square", display="Square", cost=200.0, validate=_validate)
+@register_attack("square", display="Square", cost=200.0, validate=_validate, chained=True)
 def square(
     model: nn.Module,
     x: Tensor,

@@ -26,7 +26,6 @@ from scipy import stats
 from torch import Tensor
 
 from attacks.base import eval_mode
-from attacks.pgd import pgd
 from benchmark.explain import EXPLAINERS
 from benchmark.faithfulness import FILLS, comprehensiveness_sufficiency, pixel_ranks
 from benchmark.models import Classifier
@@ -179,7 +178,7 @@ def explanation_metrics(
     *,
     limit: int,
     eps: float,
-    attack_steps: int,
+    adversarial: list[Tensor],
     seed: int,
     explainer: str = "gradcam",
 ) -> dict:
@@ -187,14 +186,14 @@ def explanation_metrics(
     `limit` test images of `batches` (batch dicts on one device), as a JSON-ready dict of Python floats.
 
     Maps are of the true class. Calibration and localization need the batches' "mask" and are omitted
-    without it. Stability compares the maps of x and of PGD-`attack_steps` x_adv at `eps` (random start
-    from a generator seeded with `seed`); randomization compares them with `randomized_model(model, seed)`'s.
+    without it. Stability compares the maps of x and of its adversarial example under PGD at `eps` (`adversarial`: per
+    batch, in order, at least up to `limit` images, the evaluation's table PGD examples: benchmark/evaluate.py);
+    randomization compares them with `randomized_model(model, seed)`'s.
     Batches are processed one at a time, so memory does not grow with `limit`.
     """
     explain = EXPLAINERS.get(explainer)
     random_model = randomized_model(model, seed)
     device = batches[0]["x"].device
-    attack_generator = torch.Generator(device).manual_seed(seed)
     calibration_generator = torch.Generator(device).manual_seed(seed)
     has_masks = all("mask" in batch for batch in batches)
     scores: dict[str, list[Tensor]] = {}
@@ -204,7 +203,7 @@ def explanation_metrics(
 
     seen = 0
     with eval_mode(model):
-        for batch in batches:
+        for batch, examples in zip(batches, adversarial, strict=False):
             x, y = batch["x"][: limit - seen], batch["y"][: limit - seen]
             if len(y) == 0:
                 break
@@ -220,8 +219,7 @@ def explanation_metrics(
                 add("localization.relevance_mass", relevance_mass_accuracy(maps, masks))
                 add("localization.relevance_rank", relevance_rank_accuracy(maps, masks))
                 add("localization.pointing_game", pointing_game(maps, masks))
-            x_adv = pgd(model, x, y, eps, generator=attack_generator, steps=attack_steps)
-            adv_maps = explain(model, x_adv, y)
+            adv_maps = explain(model, examples[: len(y)], y)
             add("stability.topk_intersection", topk_intersection(maps, adv_maps))
             add("stability.spearman", rank_correlation(maps, adv_maps))
             add("randomization.spearman", rank_correlation(maps, explain(random_model, x, y)))

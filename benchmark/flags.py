@@ -12,6 +12,8 @@ sentence) and computed from an eval record's `metrics` alone (masking_flags), la
 - metrics["aAcc"][attack][eps_label] -> accuracy (%) (benchmark/store.py's eps_label, e.g. "0.02");
 - metrics["aa_stages"][eps_label] -> {"apgd-ce", "apgd-t", "square": cumulative robust accuracy (%)
   after each of aa's members} (where aa ran; attacks/autoattack.py's worst_case_stages);
+- metrics["chain_check"][attack] -> {"eps", "independent_aAcc", "chain_aAcc"}: a chained attack's independent run at
+  the table eps and its chain there (benchmark/evaluate.py attack_grid);
 - metrics["masking"] -> {"zero_grad_share", "nonfinite_grad_share", "probe_images", "transfer_aAcc" (PGD-10
   from the dataset's ERM model at the table eps on the first probe_images test images; None for ERM itself),
   "white_box_aAcc" (white-box PGD-10 on the same images), "large_eps", "large_eps_aAcc" (PGD-10 at large_eps),
@@ -45,7 +47,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("square_beats_white_box", "†",
          "the black-box Square attack lowers robust accuracy below the white-box attacks (PGD, APGD)"),
     Flag("aa_far_below_pgd", "‡", "AutoAttack's worst case is more than 5 points below PGD-10 at the table eps"),
-    Flag("non_monotone_eps", "§", "an attack's accuracy rises with the budget eps"),
+    Flag("non_monotone_eps", "§", "an attack's accuracy rises with the budget eps (or, for an attack whose larger eps "
+         "are chained, its independent run at the table eps keeps points a smaller eps broke)"),
     Flag("large_eps_not_zero", "¶", "PGD-10 at a large eps does not drive accuracy near zero"),
     Flag("zero_gradients", "#", "many test images have an all-zero or non-finite input gradient"),
     Flag("transfer_beats_white_box", "^",
@@ -97,7 +100,9 @@ def _aa_far_below_pgd(metrics: dict[str, Any], table_eps: float) -> bool | None:
 
 def _non_monotone_eps(metrics: dict[str, Any]) -> bool | None:
     """Some attack's accuracy exceeds its lowest at a smaller eps by more than the tolerance (pgd's series
-    includes the large eps)."""
+    includes the large eps), or a chained attack's independent run at the table eps exceeds its chain there (the
+    points robust at every eps up to it) by more than the tolerance: it leaves robust points a smaller budget broke,
+    an attack that fails to optimize, which the chain's own numbers, monotone by construction, cannot show."""
     series = {attack: {float(label): acc for label, acc in by_eps.items()}
               for attack, by_eps in metrics.get("aAcc", {}).items()}
     masking = metrics.get("masking", {})
@@ -113,6 +118,8 @@ def _non_monotone_eps(metrics: dict[str, Any]) -> bool | None:
             rises |= by_eps[eps] > lowest + ACCURACY_TOLERANCE
             lowest = min(lowest, by_eps[eps])
         found.append(rises)
+    for check in metrics.get("chain_check", {}).values():
+        found.append(check["independent_aAcc"] > check["chain_aAcc"] + ACCURACY_TOLERANCE)
     return any(found) if found else None
 
 

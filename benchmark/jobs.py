@@ -45,7 +45,7 @@ from methods.guides import GUIDES
 #: bump when a change to training code changes what a train job produces
 TRAIN_VERSION = 2
 #: bump when a change to evaluation code changes what an eval job produces
-EVAL_VERSION = 3
+EVAL_VERSION = 4
 #: the undefended reference whose PGD examples the masking probe transfers (benchmark/masking.py)
 TRANSFER_SOURCE_METHOD = "erm"
 
@@ -349,7 +349,8 @@ def _evaluate(job: EvalJob, store: Store, *, data_root: str | None, device: str,
         metrics = evaluate(model.to(dev), bench, job.train.domain, attacks=job.attacks, eps=job.eps,
                            profile=job.train.profile, seed=job.train.seed, device=dev, progress=progress,
                            transfer_source=None if source is None else source.to(dev))
-    parts = metrics.pop("eval_parts_s")  # a measurement of this machine: beside eval_time_s, not among the metrics
+    # measurements of this machine: beside eval_time_s, not among the metrics
+    parts, attack_seconds = metrics.pop("eval_parts_s"), metrics.pop("attack_s")
     metrics["time_per_epoch_s"] = train_record["time_per_epoch_s"]
     record = {
         "kind": "eval", "key": job.key, "train_key": job.train.key, "profile": job.train.profile.name,
@@ -359,7 +360,8 @@ def _evaluate(job: EvalJob, store: Store, *, data_root: str | None, device: str,
                                                {"transfer_source_train": job.transfer_source.config()})},
         "tuning": job.train.tuning, "diverged_at": train_record.get("diverged_at"),
         "versions": versions(), "data": bench.description, "metrics": metrics,
-        "eval_time_s": time.perf_counter() - start, "eval_parts_s": parts, "train_time_s": train_record["total_time_s"],
+        "eval_time_s": time.perf_counter() - start, "eval_parts_s": parts, "attack_s": attack_seconds,
+        "train_time_s": train_record["total_time_s"],
         "device": str(dev), "machine": machine(), "numerics": numerics, "weights_digest": weights,
         "fingerprint": {"train": train_record["fingerprint"], "eval": job.fingerprint()},
     }

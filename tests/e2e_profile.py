@@ -17,12 +17,12 @@ from benchmark.config import PROFILES, AttackSetting
 
 _LIGHT = "the tests' speed: a worst case reduced as far as it still runs every code path (1 target, few queries)"
 _QUICK = PROFILES.get("quick")
+_AA_IMAGES = _QUICK.attack_settings["aa"].images
 LIGHT_WORST_CASE = {
-    "apgd-ce": AttackSetting({"n_iter": 10}, 1.3, _LIGHT),
-    "apgd-t": AttackSetting({"n_iter": 10, "n_targets": 1}, 1.3, _LIGHT),
-    "square": AttackSetting({"n_queries": 20}, 1.0, _LIGHT),
-    "aa": AttackSetting({"n_iter": 10, "n_targets": 1, "n_queries": 20}, 3.6, _LIGHT,
-                        images=_QUICK.attack_settings["aa"].images),
+    "apgd-ce": AttackSetting({"n_iter": 10}, 1.3, _LIGHT, images=_AA_IMAGES),
+    "apgd-t": AttackSetting({"n_iter": 10, "n_targets": 1}, 1.3, _LIGHT, images=_AA_IMAGES),
+    "square": AttackSetting({"n_queries": 20}, 1.0, _LIGHT, images=_AA_IMAGES),
+    "aa": AttackSetting({"n_iter": 10, "n_targets": 1, "n_queries": 20}, 3.6, _LIGHT, images=_AA_IMAGES),
 }
 
 PROFILES.add("e2e", replace(_QUICK, name="e2e", pretrained=False, faithfulness_images=16,

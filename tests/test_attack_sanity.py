@@ -99,8 +99,9 @@ def test_eval_record_of_the_worst_case_is_no_weaker_than_any_member_and_erm_rais
     assert metrics["masking"]["large_eps"] == profile.large_eps
     budgets = metrics["attack_budgets"]  # the reduced split's 400 test images: fewer than the quick aa's 500
     standard = {"n_iter": 100, "n_targets": 9, "n_queries": 5000, "n_restarts": 1, "early_exit": True}
-    assert budgets["aa"] == {"images": 400, "params": {**standard, **profile.attack_params("aa")}}
-    assert budgets["pgd"] == {"images": 400, "params": {"steps": 10, "alpha": None, "random_start": True}}
+    assert budgets["aa"] == {"images": 400, "params": {**standard, **profile.attack_params("aa")}, "chained": []}
+    assert budgets["pgd"] == {"images": 400, "params": {"steps": 10, "alpha": None, "random_start": True},
+                              "chained": []}
     assert set(budgets) == set(members)
     restart = metrics["masking"]
     assert restart["restart_images"] == profile.probe_images and restart["aa_restart_aAcc"] <= acc["aa"]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import Tensor, nn
 
+from attacks.pgd import pgd
 from benchmark.explanation_metrics import (
     FAITHFULNESS_KEYS,
     RANDOMIZATION_THRESHOLD,
@@ -230,11 +231,18 @@ def _batches(with_masks: bool) -> list[dict[str, Tensor]]:
     return batches
 
 
+def _pgd_examples(model: nn.Module, batches: list[dict[str, Tensor]], eps: float, steps: int) -> list[Tensor]:
+    """PGD's adversarial examples of each batch, from a generator seeded 0 (the evaluation passes its table PGD's)."""
+    generator = torch.Generator().manual_seed(0)
+    return [pgd(model, b["x"], b["y"], eps, generator=generator, steps=steps) for b in batches]
+
+
 def test_explanation_metrics_record_layout_and_ranges() -> None:
     torch.manual_seed(0)
     model = build_model("cnn", 5).train()
+    adversarial = _pgd_examples(model, _batches(True), 8 / 255, 2)
     rng = torch.get_rng_state()
-    record = explanation_metrics(model, _batches(True), limit=12, eps=8 / 255, attack_steps=2, seed=0)
+    record = explanation_metrics(model, _batches(True), limit=12, eps=8 / 255, adversarial=adversarial, seed=0)
     assert model.training and torch.equal(torch.get_rng_state(), rng)
     assert set(record) == {*FAITHFULNESS_KEYS, "calibration", "localization", "stability", "randomization"}
     assert FAITHFULNESS_KEYS == ("Comp", "Suff", "Comp_blur", "Suff_blur")
@@ -253,14 +261,16 @@ def test_explanation_metrics_record_layout_and_ranges() -> None:
     assert randomization["threshold"] == RANDOMIZATION_THRESHOLD and 0 < randomization["spearman_n"] <= 12
     assert randomization["flagged"] == (randomization["spearman"] >= RANDOMIZATION_THRESHOLD)
     # only the first 12 images count: a third batch changes nothing, the 12-image record is reproducible
-    again = explanation_metrics(model, [*_batches(True), *_batches(True)], limit=12, eps=8 / 255, attack_steps=2,
-                                seed=0)
+    again = explanation_metrics(model, [*_batches(True), *_batches(True)], limit=12, eps=8 / 255,
+                                adversarial=[*adversarial, *adversarial], seed=0)
     assert again == record
 
 
 def test_explanation_metrics_without_masks_omits_calibration_and_localization() -> None:
     torch.manual_seed(0)
-    record = explanation_metrics(build_model("cnn", 5), _batches(False), limit=16, eps=0.0, attack_steps=1, seed=0)
+    model = build_model("cnn", 5)
+    record = explanation_metrics(model, _batches(False), limit=16, eps=0.0,
+                                 adversarial=_pgd_examples(model, _batches(False), 0.0, 1), seed=0)
     assert set(record) == {*FAITHFULNESS_KEYS, "stability", "randomization"}
     # eps = 0: x_adv = x, so the maps are unchanged wherever defined
     assert record["stability"]["topk_intersection"] == 1.0
