@@ -23,13 +23,13 @@ from benchmark.config import PROFILES
 from benchmark.data import iterate
 from benchmark.evaluate import adversarial_robustness, first_images, robust_under
 from benchmark.grid import build_jobs
-from benchmark.jobs import benchmark_for, trained_model
+from benchmark.jobs import EvalJob, benchmark_for, trained_model
 from benchmark.selection import Selection
 from benchmark.store import Store
 from methods import METHODS
 
 
-def survival(job, results_dir: str, images: int, grid: list[float]) -> dict[float, float]:
+def survival(job: EvalJob, results_dir: str, images: int, grid: list[float]) -> dict[float, float]:
     """Per eps of `grid`: the share of the model's clean-correct points robust under PGD-10 at every eps <= it."""
     profile = job.train.profile
     model = trained_model(job.train, Store(results_dir, profile.name), None).eval()
