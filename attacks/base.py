@@ -48,6 +48,9 @@ class Resource:
     version: int
     #: provide(bench, *, device, progress) -> the resource for that dataset (e.g. a trained DDPM)
     provide: Callable[..., Any]
+    #: building_seconds(bench, *, device) -> seconds `provide` would spend building it here, 0 when it is built already
+    #: (the plan's estimate); None: providing it costs nothing worth estimating
+    building_seconds: Callable[..., float] | None = None
 
 
 @dataclass(frozen=True)

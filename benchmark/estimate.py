@@ -1,5 +1,7 @@
 """The plan's time estimate: seconds its pending jobs should take, from the store's finished jobs of the same
-methods, a short probe on this machine for a method with none, and the synthetic pretraining not cached yet."""
+methods (their seconds per attack and eps where their records say them), a short probe on this machine for a method
+with none, and what runs before the jobs when it is not cached yet: the synthetic pretraining and the attacks'
+resources (SCA's DDPM)."""
 
 from __future__ import annotations
 
@@ -8,22 +10,31 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import pairwise
 from statistics import median_high
 
 import torch
 import torch.nn.functional as F
 
-from attacks import ATTACKS
-from benchmark.config import Profile
+from attacks import ATTACKS, Resource, resources_of
+from benchmark.config import CHAIN_SURVIVAL, Profile
 from benchmark.data import iterate
 from benchmark.data.base import SPLIT_FRACTIONS
 from benchmark.data.synthetic import IMAGES_PER_DOMAIN
 from benchmark.grid import Plan
-from benchmark.jobs import TrainJob, benchmark_for, new_method, resolve_device, trained_current
+from benchmark.jobs import (
+    EvalJob,
+    TrainJob,
+    benchmark_for,
+    load_dataset_for,
+    new_method,
+    resolve_device,
+    trained_current,
+)
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
 from benchmark.pretraining import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
-from benchmark.store import Store
+from benchmark.store import Store, eps_label
 from benchmark.train import to_device, training_step
 from methods import METHODS
 
@@ -49,20 +60,48 @@ def masking_probe_cost(profile: Profile) -> float:
     return min(MASKING_PROBE_COST, PROBE_RUNS_ON_IMAGES * profile.probe_images / BUILT_IN_TEST_IMAGES)
 
 
-def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile, *, robust: bool) -> float:
-    """Relative evaluation cost: one unit for the clean and explanation metrics plus each attack's cost (PGD-10 over
-    the whole test split = 1) per eps > 0, plus the masking probe when an attack runs. An attack the profile sets
-    costs its setting's per-image cost, on a model trained on PGD (`robust`) or not, times the share of the test
-    split it attacks; any other its declared cost (an attack no longer registered, in an old record, PGD-10's)."""
-    def cost_of(attack: str) -> float:
-        setting = profile.attack_settings.get(attack)
-        if setting is None:
-            return ATTACKS.get(attack).cost if attack in ATTACKS else 1.0
-        share = 1.0 if setting.images is None else min(1.0, setting.images / BUILT_IN_TEST_IMAGES)
-        return setting.cost_on(robust=robust) * share
+def chain_survival(eps: float, *, robust: bool) -> float:
+    """The share of an independent run's points that a chained attack still attacks after the eps `eps`: those robust
+    at every eps <= it (config.CHAIN_SURVIVAL, linear between its declared eps, 1 at eps 0, its last share beyond)."""
+    declared = sorted({0.0: 1.0, **CHAIN_SURVIVAL[robust]}.items())
+    for (low, low_share), (high, high_share) in pairwise(declared):
+        if eps <= high:
+            return low_share + (high_share - low_share) * (eps - low) / (high - low)
+    return declared[-1][1]
 
-    attacked = sum(1 for e in eps if e > 0)
-    return 1 + sum(map(cost_of, attacks)) * attacked + (masking_probe_cost(profile) if attacks and attacked else 0.0)
+
+def attack_eps_cost(attack: str, eps: float, grid: Sequence[float], profile: Profile, *, robust: bool) -> float:
+    """The cost of one attack at one eps > 0 of a job's eps `grid` (PGD-10 over the whole test split = 1). An attack
+    the profile sets costs its setting's per-image cost, on a model trained on PGD (`robust`) or not, times the share
+    of the test split it attacks; any other its declared cost (an attack no longer registered, in an old record,
+    PGD-10's). A chained attack (attacks/base.py) at an eps that is neither the grid's first eps > 0 nor the table
+    eps attacks only the points robust at the eps before it: times their share (chain_survival)."""
+    spec = ATTACKS.get(attack) if attack in ATTACKS else None
+    setting = profile.attack_settings.get(attack)
+    if setting is None:
+        cost = 1.0 if spec is None else spec.cost
+    else:
+        cost = setting.cost_on(robust=robust) * (1.0 if setting.images is None
+                                                 else min(1.0, setting.images / BUILT_IN_TEST_IMAGES))
+    attacked = sorted(e for e in grid if e > 0)
+    if getattr(spec, "chained", False) and eps not in (attacked[0], profile.table_eps):
+        cost *= chain_survival(attacked[attacked.index(eps) - 1], robust=robust)
+    return cost
+
+
+def runs_alone(attack: str, attacks: Sequence[str]) -> bool:
+    """Whether an evaluation of `attacks` runs `attack` itself: not when it is the first stage of a worst case it also
+    runs (aa's first stage is the `apgd-ce` run, computed once: benchmark/evaluate.py)."""
+    return not any(other in ATTACKS and ATTACKS.get(other).stages[:1] == (attack,) for other in attacks)
+
+
+def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile, *, robust: bool) -> float:
+    """Relative evaluation cost: one unit for the clean and explanation metrics plus the cost of each attack it runs
+    itself (runs_alone) at each eps > 0 (attack_eps_cost), plus the masking probe when an attack runs."""
+    attacked = [e for e in eps if e > 0]
+    return (1 + sum(attack_eps_cost(a, e, eps, profile, robust=robust)
+                    for a in attacks if runs_alone(a, attacks) for e in attacked)
+            + (masking_probe_cost(profile) if attacks and attacked else 0.0))
 
 
 def _robust(method: str) -> bool:
@@ -120,28 +159,70 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
 
 def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
                      probe: bool = True) -> tuple[float, list[str]]:
-    """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method)
-    in the store, scaled by training steps and by the number of attacks x eps. Methods with no finished
-    job are timed by `probe_timing` on their first pending job (or, with
-    probe=False, left out); returns the total and the probed (or left-out) methods."""
+    """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method) in the
+    store: an evaluation from their seconds per attack and eps where their records say them (_eval_seconds),
+    otherwise scaled by the cost of its attacks x eps; training scaled by steps. Methods with no finished job are
+    timed by `probe_timing` on their first pending job (or, with probe=False, left out); returns the total and the
+    probed (or left-out) methods."""
     timings: dict[str, dict[str, tuple[float, float]]] = {}
+    recorded: dict[str, dict[tuple[str, str], list[dict]]] = {}
     total, untimed = 0.0, set()
     pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
     for job, needs_training in pending:
         profile, method = job.train.profile, job.train.method
         if profile.name not in timings:  # read each profile's records once
-            timings[profile.name] = _method_timings(Store(results_dir, profile.name), profile)
+            store = Store(results_dir, profile.name)
+            timings[profile.name] = _method_timings(store, profile)
+            recorded[profile.name] = _recorded_evals(store)
         if method not in timings[profile.name]:
             untimed.add(method)
             if not probe:
                 continue
             timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
         eval_per_unit, train_per_step = timings[profile.name][method]
-        total += eval_per_unit * _attack_cost(job.attacks, job.eps, profile, robust=_robust(method))
+        total += _eval_seconds(job, eval_per_unit, recorded[profile.name])
         if needs_training:
             total += train_per_step * profile.steps
     total += _source_training_seconds(plan, results_dir, timings)
     return total, sorted(untimed)
+
+
+def _recorded_evals(store: Store) -> dict[tuple[str, str], list[dict]]:
+    """The store's eval records that say their seconds per attack and eps (`attack_s`), by (method, dataset)."""
+    found: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in store.records("eval"):
+        if "attack_s" in r:
+            found[r["method"], r["dataset"]].append(r)
+    return found
+
+
+def _eval_seconds(job: EvalJob, eval_per_unit: float, recorded: dict[tuple[str, str], list[dict]]) -> float:
+    """Seconds of one evaluation. With records of its method that say their seconds per attack and eps (those of its
+    dataset when there are any): the median of their parts other than the attacks (eval_parts_s; the masking probe
+    only if the job attacks) plus, per attack and eps > 0 of the job, the median seconds of that attack at that eps
+    (its dataset's records first, then the method's others), or where none ran it and the job runs it itself
+    (runs_alone) its cost (attack_eps_cost) x `eval_per_unit`. Without such records: `eval_per_unit` x the job's
+    whole cost (_attack_cost)."""
+    profile, method, robust = job.train.profile, job.train.method, _robust(job.train.method)
+    same = recorded.get((method, job.train.dataset), [])
+    others = [r for (m, dataset), records in recorded.items() if m == method and dataset != job.train.dataset
+              for r in records]
+    if not same and not others:
+        return eval_per_unit * _attack_cost(job.attacks, job.eps, profile, robust=robust)
+    attacked = [e for e in job.eps if e > 0]
+    skipped = {"attacks"} if job.attacks and attacked else {"attacks", "masking_probe"}
+    seconds = median_high([sum(s for part, s in r["eval_parts_s"].items() if part not in skipped)
+                           for r in same or others])
+    for attack in job.attacks:
+        for e in attacked:
+            label = eps_label(e)
+            measured = ([r["attack_s"][attack][label] for r in same if label in r["attack_s"].get(attack, {})]
+                        or [r["attack_s"][attack][label] for r in others if label in r["attack_s"].get(attack, {})])
+            if measured:
+                seconds += median_high(measured)
+            elif runs_alone(attack, job.attacks):
+                seconds += eval_per_unit * attack_eps_cost(attack, e, job.eps, profile, robust=robust)
+    return seconds
 
 
 def _source_training_seconds(plan: Plan, results_dir: str, timings: dict[str, dict[str, tuple[float, float]]]
@@ -189,13 +270,44 @@ def pretraining_seconds(profiles: Sequence[Profile]) -> float:
     return total
 
 
-def planned_time(seconds: float, pending: int, workers: int, launcher: str, *, first: float = 0.0) -> str:
-    """The plan's time estimate: on one worker, and spread over the workers the launcher will use; `first`:
-    seconds of work done here before any job starts (a pretraining not cached yet), counted in both."""
+def resources_to_provide(jobs: Sequence[EvalJob]) -> dict[str, tuple[Profile, list[Resource]]]:
+    """Per dataset of the jobs, with its first job's profile (the image size it is loaded at), the resources of the
+    attacks its jobs run at an eps > 0 (SCA's DDPM): what benchmark/execute.py provide_resources builds, each once."""
+    found: dict[str, tuple[Profile, list[Resource]]] = {}
+    for job in jobs:
+        if any(e > 0 for e in job.eps):
+            profile, resources = found.setdefault(job.train.dataset, (job.train.profile, []))
+            resources.extend(r for r in resources_of(job.attacks) if r not in resources)
+    return {dataset: entry for dataset, entry in found.items() if entry[1]}
+
+
+def resource_seconds(jobs: Sequence[EvalJob], *, data_root: str | None, device: str = "auto") -> dict[str, float]:
+    """Seconds of building the attacks' resources not built yet (Resource.building_seconds: SCA's DDPM), by what the
+    plan line calls them (`diffusion for shapes`): once per dataset (resources_to_provide), since they are built in
+    the launching process before the jobs start; timed under the jobs' numerics."""
+    dev, found = resolve_device(device), {}
+    for dataset, (profile, resources) in resources_to_provide(jobs).items():
+        for resource in resources:
+            if resource.building_seconds is None:
+                continue
+            with job_numerics(dev), torch.random.fork_rng(devices=[]):  # timing only: the global RNG is left alone
+                seconds = resource.building_seconds(load_dataset_for(dataset, data_root, profile), device=dev)
+            if seconds:
+                found[f"{resource.name} for {dataset}"] = seconds
+    return found
+
+
+def planned_time(seconds: float, pending: int, workers: int, launcher: str, *,
+                 first: dict[str, float] | None = None) -> str:
+    """The plan's time estimate: on one worker, and spread over the workers the launcher will use; `first`: seconds
+    of each work done here before any job starts, by name (a pretraining, an attack's resource not cached yet),
+    counted in both."""
+    before_jobs = sum((first or {}).values())
     used = max(1, min(workers, pending))
-    text = f"estimated {(first + seconds) / 60:.1f} min on one worker"
-    before = f" (including {first / 60:.1f} min of pretraining first: not cached)" if first else ""
+    text = f"estimated {(before_jobs + seconds) / 60:.1f} min on one worker"
+    parts = [f"{s / 60:.1f} min of {name}" for name, s in (first or {}).items() if s]
+    before = f" (including {' and '.join(parts)} first: not cached)" if parts else ""
     if launcher == "local":
         return text + " (launcher local: one job at a time in this process)" + before
-    return (text + f", about {(first + seconds / used) / 60:.1f} min on {workers} worker{'s' * (workers > 1)} "
+    return (text + f", about {(before_jobs + seconds / used) / 60:.1f} min on {workers} worker{'s' * (workers > 1)} "
             f"({launcher})" + before)

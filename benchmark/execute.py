@@ -12,9 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from attacks import resources_of
 from benchmark.config import Profile
-from benchmark.estimate import PROBE_STEPS, estimate_seconds, planned_time, pretraining_seconds
+from benchmark.estimate import (
+    PROBE_STEPS,
+    estimate_seconds,
+    planned_time,
+    pretraining_seconds,
+    resource_seconds,
+    resources_to_provide,
+)
 from benchmark.grid import Plan, make_plan
 from benchmark.jobs import EvalJob, load_dataset_for, resolve_device
 from benchmark.launchers import LAUNCHERS, LaunchOptions, on_terminal
@@ -55,7 +61,8 @@ def execute(jobs: Sequence[EvalJob], launch: Launch, *, headline: Callable[[Plan
     pending_profiles = _distinct(job.train.profile for job in plan.pending)
     print(headline(plan) + "; "
           + planned_time(seconds, len(plan.pending), options.workers, launch.launcher,
-                         first=pretraining_seconds(pending_profiles))
+                         first={"pretraining": pretraining_seconds(pending_profiles),
+                                **resource_seconds(plan.pending, data_root=options.data_root, device=options.device)})
           + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"
              if probed else ""))
     if plan.done and Path(options.results_dir) == Path(DEFAULT_RESULTS):
@@ -83,12 +90,11 @@ def pretrain_once(profile: Profile, device: str) -> None:
 
 
 def provide_resources(jobs: Sequence[EvalJob], options: LaunchOptions) -> None:
-    """The resources of the attacks that jobs run at an eps > 0 (SCA's DDPM), built here once per dataset so that
-    the workers load them."""
-    attacked = [job for job in jobs if any(e > 0 for e in job.eps)]
+    """The resources of the attacks that jobs run at an eps > 0 (SCA's DDPM), built here once per dataset
+    (estimate.resources_to_provide, which the plan's estimate times) so that the workers load them."""
     device = resolve_device(options.device)
-    for resource in resources_of(tuple(dict.fromkeys(a for job in attacked for a in job.attacks))):
-        for dataset, profile in _datasets(attacked).items():
+    for dataset, (profile, resources) in resources_to_provide(jobs).items():
+        for resource in resources:
             with job_numerics(device):
                 resource.provide(load_dataset_for(dataset, options.data_root, profile), device=device,
                                  progress=on_terminal())

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from attacks import ATTACKS
-from benchmark.config import PROFILES
-from benchmark.estimate import estimate_seconds
+from attacks.sca import cache as ddpm_cache
+from benchmark.config import CHAIN_SURVIVAL, EXTENDED_EPS_GRID, PROFILES
+from benchmark.estimate import (
+    attack_eps_cost,
+    chain_survival,
+    estimate_seconds,
+    masking_probe_cost,
+    planned_time,
+    resource_seconds,
+)
 from benchmark.grid import Plan
-from benchmark.jobs import EvalJob, make_train_job, transfer_source_for
+from benchmark.jobs import EvalJob, load_dataset_for, make_train_job, transfer_source_for
 from benchmark.store import Store
 
 QUICK = PROFILES.get("quick")
@@ -86,7 +96,7 @@ def test_methods_without_finished_jobs_are_probed_or_listed(tmp_path):
 def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs_nothing(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from benchmark.estimate import planned_time, pretraining_seconds
+    from benchmark.estimate import pretraining_seconds
     from benchmark.pretraining import DEFAULT_CONFIG, pretrained_path
 
     monkeypatch.setenv("EGAT_BENCH_CACHE", str(tmp_path))
@@ -100,6 +110,109 @@ def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs
     path.parent.mkdir(parents=True)
     path.write_bytes(b"cached")
     assert pretraining_seconds([QUICK]) == 0.0
-    line = planned_time(600.0, 10, 2, "processes", first=120.0)
+    line = planned_time(600.0, 10, 2, "processes", first={"pretraining": 120.0, "diffusion for shapes": 0.0})
     assert line == ("estimated 12.0 min on one worker, about 7.0 min on 2 workers (processes) "
                     "(including 2.0 min of pretraining first: not cached)")
+
+
+def test_a_chained_attack_costs_less_at_the_eps_it_runs_on_survivors_only(monkeypatch):
+    """Square chained (its declaration replaced here, so the test holds whatever it declares): at the first eps > 0
+    and the table eps it costs an independent run, at every other eps its cost times the share robust at the eps
+    before it, less on an undefended model, whose points break sooner; an attack that is not chained always costs
+    the independent run."""
+    monkeypatch.setitem(ATTACKS._items, "square", SimpleNamespace(**{**vars(ATTACKS.get("square")), "chained": True}))
+    square, grid = QUICK.attack_settings["square"], EXTENDED_EPS_GRID
+    for robust in (False, True):
+        independent = square.cost_on(robust=robust)
+        for e in (0.01, 0.02):
+            assert attack_eps_cost("square", e, grid, QUICK, robust=robust) == independent
+        for before, e in zip((0.02, 0.03, 0.04, 0.06, 0.08), (0.03, 0.04, 0.06, 0.08, 0.1), strict=True):
+            chained = attack_eps_cost("square", e, grid, QUICK, robust=robust)
+            assert chained == pytest.approx(independent * CHAIN_SURVIVAL[robust][before])
+            assert chained < independent
+        assert {attack_eps_cost("pgd", e, grid, QUICK, robust=robust) for e in grid[1:]} == {1.0}
+    assert (attack_eps_cost("square", 0.04, grid, QUICK, robust=False)
+            < attack_eps_cost("square", 0.04, grid, QUICK, robust=True))
+    # a grid of its own: the eps before 0.05 is 0.015, between the declared 0.01 and 0.02
+    share = chain_survival(0.015, robust=True)
+    assert share == pytest.approx((CHAIN_SURVIVAL[True][0.01] + CHAIN_SURVIVAL[True][0.02]) / 2)
+    assert attack_eps_cost("square", 0.05, (0.0, 0.015, 0.05), QUICK, robust=True) == pytest.approx(
+        square.cost_on(robust=True) * share)
+    assert chain_survival(0.0, robust=False) == 1.0
+    assert chain_survival(1.0, robust=False) == CHAIN_SURVIVAL[False][max(CHAIN_SURVIVAL[False])]
+
+
+def _attack_timed(dataset: str, parts: dict[str, float], attack_s: dict[str, dict[str, float]], key: str) -> dict:
+    """An ERM eval record of `dataset` that says its seconds per part and per attack and eps, evaluated at 3 s per
+    cost unit (so ERM's per-unit timing stays 3 s)."""
+    attacks, eps = ("pgd",), (0.0, 0.01, 0.02)
+    units = 1 + sum(attack_eps_cost(a, e, eps, QUICK, robust=False) for a in attacks for e in eps[1:])
+    record = _timed("eval", key, "erm", eval_time_s=3.0 * (units + masking_probe_cost(QUICK)), eval_parts_s=parts,
+                    attack_s=attack_s, config={"attacks": list(attacks), "eps": list(eps)})
+    record["dataset"] = dataset
+    return record
+
+
+def test_an_evaluation_is_estimated_from_its_records_seconds_per_attack_and_eps(tmp_path):
+    """ERM's records of shapes say what PGD took at 0.01 and 0.02 and what the parts other than the attacks took (the
+    median of two); a record of digits says PGD at 0.03 (no shapes record has it); square, which no record ran,
+    comes from the cost model at ERM's 3 s per unit. A method without such records keeps the per-unit scaling."""
+    _timed_store(tmp_path)
+    store = Store(tmp_path, "quick")
+    parts = {"clean_and_ood": 2.0, "attacks": 50.0, "masking_probe": 4.0, "explanations": 10.0, "heatmaps": 1.0}
+    store.write(_attack_timed("shapes", parts, {"pgd": {"0.01": 5.0, "0.02": 6.0}}, "e3"))
+    store.write(_attack_timed("shapes", {**parts, "explanations": 20.0}, {"pgd": {"0.01": 7.0, "0.02": 8.0}}, "e4"))
+    store.write(_attack_timed("digits", {**parts, "explanations": 90.0}, {"pgd": {"0.03": 30.0}}, "e5"))
+    train = make_train_job(QUICK, "shapes", "street", "erm", 0)
+    job = EvalJob(train, ("pgd", "square"), (0.0, 0.01, 0.02, 0.03))
+    seconds, _ = estimate_seconds(Plan([], [], [job]), str(tmp_path), probe=False)
+    other_parts = 2.0 + 4.0 + 20.0 + 1.0  # median_high of the shapes records' 17 and 27 s
+    square = sum(attack_eps_cost("square", e, job.eps, QUICK, robust=False) for e in job.eps[1:])
+    assert seconds == pytest.approx(other_parts + 7.0 + 8.0 + 30.0 + 3.0 * square)
+    # nothing attacked: neither the attacks nor the masking probe
+    clean_only = EvalJob(train, ("pgd",), (0.0,))
+    assert estimate_seconds(Plan([], [], [clean_only]), str(tmp_path), probe=False)[0] == pytest.approx(23.0)
+    # AT has no records that say their attacks' seconds: its old record's per-unit timing scales the cost model
+    store.write(_timed("train", "t2", "at", total_time_s=40.0, config={"steps": 400}))
+    store.write(_timed("eval", "e6", "at", eval_time_s=3.0 * PROBED_PGD, config={"attacks": ["pgd"], "eps": [0.02]}))
+    at_job = EvalJob(make_train_job(QUICK, "shapes", "street", "at", 0), ("pgd",), (0.02,))
+    assert estimate_seconds(Plan([], [], [at_job]), str(tmp_path), probe=False)[0] == pytest.approx(
+        3.0 * PROBED_PGD)
+
+
+def test_an_uncached_ddpm_is_timed_once_per_dataset_that_runs_sca(tmp_path, monkeypatch):
+    """Two SCA jobs on shapes need one DDPM, timed like the pretraining (real steps, scaled to its declared
+    steps); a job that does not run SCA at an eps > 0, on shapes or digits, needs none; a cached DDPM costs nothing."""
+    monkeypatch.setattr(ddpm_cache, "cache_dir", lambda: tmp_path)
+    sca = [EvalJob(make_train_job(QUICK, "shapes", domain, "erm", 0), ("pgd", "sca"), (0.0, 0.02))
+           for domain in ("studio", "street")]
+    others = [EvalJob(make_train_job(QUICK, "digits", "0", "erm", 0), ("pgd",), (0.0, 0.02)),
+              EvalJob(make_train_job(QUICK, "shapes", "studio", "at", 0), ("sca",), (0.0,))]
+    threads = torch.get_num_threads()
+    found = resource_seconds([*sca, *others], data_root=None, device="cpu")
+    assert torch.get_num_threads() == threads
+    assert list(found) == ["diffusion for shapes"]
+    # at least the declared steps at a plausible per-step floor (64 images of 32x32 through the UNet, > 1 ms)
+    assert found["diffusion for shapes"] > ddpm_cache.SMALL_DDPM.steps * 1e-3
+    assert resource_seconds(others, data_root=None, device="cpu") == {}
+    shapes = load_dataset_for("shapes", None, QUICK)
+    path = ddpm_cache.ddpm_path(shapes, ddpm_cache.ddpm_config(shapes.image_size))
+    path.parent.mkdir()
+    path.write_bytes(b"cached")
+    assert resource_seconds(sca, data_root=None, device="cpu") == {}
+    line = planned_time(600.0, 10, 2, "local", first={"pretraining": 60.0, "diffusion for shapes": 120.0})
+    assert line == ("estimated 13.0 min on one worker (launcher local: one job at a time in this process) "
+                    "(including 1.0 min of pretraining and 2.0 min of diffusion for shapes first: not cached)")
+
+
+def test_the_first_stage_of_a_worst_case_the_job_runs_costs_nothing_more(tmp_path):
+    """aa's first stage is the apgd-ce run, computed once: asking for both costs aa's alone; its later stages are
+    not runs of their own, so apgd-t beside aa costs its own."""
+    _timed_store(tmp_path)
+    train = make_train_job(QUICK, "shapes", "street", "erm", 0)
+
+    def seconds(*attacks: str) -> float:
+        return estimate_seconds(Plan([], [], [EvalJob(train, attacks, (0.0, 0.02))]), str(tmp_path), probe=False)[0]
+
+    assert seconds("apgd-ce", "aa") == pytest.approx(seconds("aa")) and seconds("apgd-ce") > 0
+    assert seconds("apgd-t", "aa") > seconds("aa")

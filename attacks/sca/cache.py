@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -73,5 +74,24 @@ def load_or_train_ddpm(bench: Benchmark, *, device: torch.device | str = "cpu", 
     return diffusion.to(device).eval()
 
 
+#: DDPM training steps timed when the plan estimates a DDPM not cached yet, after one warm-up step
+DDPM_PROBE_STEPS = 8
+
+
+def ddpm_training_seconds(bench: Benchmark, *, device: torch.device | str = "cpu",
+                          config: DDPMConfig | None = None) -> float:
+    """Seconds load_or_train_ddpm would spend training the DDPM of `bench` here (the plan's estimate), 0 when it is
+    cached: a run of one step (warm-up, data loading) and one of 1 + DDPM_PROBE_STEPS, their difference per step
+    scaled to the config's steps, plus the first run. Under the caller's numerics (the jobs': benchmark/numerics.py)."""
+    config = config or ddpm_config(bench.image_size)
+    if ddpm_path(bench, config).is_file():
+        return 0.0
+    train_set = ConcatDataset([domain.train for domain in bench.domains])
+    first, probe = (train_ddpm(replace(config, steps=steps), train_set, device=device, progress=False).train_time_s
+                    for steps in (1, 1 + DDPM_PROBE_STEPS))
+    return first + (probe - first) / DDPM_PROBE_STEPS * (config.steps - 1)
+
+
 #: SCA's resource: the evaluator passes the dataset's DDPM as `diffusion=`; eval configs carry its version
-DDPM = Resource(name="diffusion", config_key="sca_ddpm_version", version=DDPM_VERSION, provide=load_or_train_ddpm)
+DDPM = Resource(name="diffusion", config_key="sca_ddpm_version", version=DDPM_VERSION, provide=load_or_train_ddpm,
+                building_seconds=ddpm_training_seconds)
