@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import torch
 
+from attacks import ATTACKS
 from benchmark.arguments import one_line_warning
 from benchmark.cli import run
 from benchmark.config import PROFILES
+from benchmark.plugins import load_file
 from tests.conftest import E2E_ARGS
 
 RUN = [sys.executable, "-m", "benchmark.run"]
@@ -67,7 +69,10 @@ def test_list_prints_every_registry(run_main):
     out = run_main("--list")
     assert out.returncode == 0
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
-    assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles", "metrics"}
+    assert set(lines) == {"methods", "attacks", "attack lists", "explainers", "datasets", "models", "launchers",
+                          "profiles", "metrics"}
+    assert lines["attack lists"].startswith(
+        "all (every attack above, plugins' included), paper (fgsm, mifgsm, pgd, sca), none (alone)")
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
     aa = PROFILES.get("quick").attack_settings["aa"]
@@ -80,6 +85,24 @@ def test_list_prints_every_registry(run_main):
         "metrics"]
     assert ("AA (AA; 0..100, higher is better; aa's accuracy at the table eps; in table1 table4 table5 fig5; "
             f"cost 140x PGD-10; quick profile: {aa.cost:g}x") in lines["metrics"]
+
+
+def test_attacks_all_is_every_registered_attack_and_paper_the_papers_four(tmp_path):
+    """`all` takes a plugin's attack, `paper` never does; both combine with names, each attack once."""
+    plugin = tmp_path / "noise.py"
+    plugin.write_text("from attacks import register_attack\n\n@register_attack('noise', display='noise', cost=0.1)\n"
+                      "def noise(model, x, y, eps, *, generator=None):\n    return x\n")
+    origin = load_file(plugin)
+    try:
+        def attacks(text: str) -> tuple[str, ...]:
+            return run.selection_from_args(run.parser().parse_args(["--attacks", text])).attacks
+
+        assert attacks("paper") == ("fgsm", "mifgsm", "pgd", "sca")
+        assert attacks("all") == ("fgsm", "mifgsm", "pgd", "sca", "apgd-ce", "apgd-t", "square", "aa", "noise")
+        assert attacks("aa,paper,pgd") == ("aa", "fgsm", "mifgsm", "pgd", "sca")
+        assert attacks("none") == ()
+    finally:
+        ATTACKS.forget(origin)
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):
@@ -136,7 +159,10 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
         (("--methods", "nope"), "unknown method 'nope'; valid choices: erm"),
         (("--datasets", "imagenet"), "unknown dataset 'imagenet'; valid choices: shapes, digits"),
         (("--datasets", "shapes", "--domains", "moon"), "unknown domain 'moon' of shapes; valid choices: studio"),
-        (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm"),
+        (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm, mifgsm, pgd, sca, apgd-ce, apgd-t, square, "
+                              "aa, all, paper, none"),
+        (("--attacks", "paper,cw"), "unknown attack 'cw'; valid choices: fgsm"),
+        (("--attacks", ","), "empty attack list; valid choices: fgsm"),
         (("--eps", "0,abc"), "malformed eps 'abc'"),
         (("--eps", "-0.1"), "eps -0.1 is outside [0, 1]"),
         (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper, e2e"),
