@@ -1,7 +1,7 @@
 """The command line. Bad input exits 2 with one line on stderr.
 
 Each subprocess costs seconds of importing torch, so only two tests start a real `python -m benchmark.run`:
-the end-to-end train/evaluate/resume run and one bad-input run (exit code 2 and one stderr line, with the
+the end-to-end train/evaluate run (its resumption runs in this process) and one bad-input run (exit code 2 and one stderr line, with the
 CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this process, with
 warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
 
@@ -138,7 +138,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
     assert json.loads(train_path.read_text())["key"] == record["train_key"]
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
-    second = run_cli(*args)
+    second = run_main(*args)  # the resumption in this process: the grid above was the real one
     assert second.returncode == 0, second.stderr
     assert "1 done" in second.stdout and "all jobs are done" in second.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
