@@ -69,7 +69,8 @@ def test_evaluate_fills_every_metric(trained, ddpm):
     its 10 iterations: each runs the DDPM chain, most of this test's time at 10 (test_sca checks SCA itself)."""
     bench, model, _ = trained
     e2e = PROFILES.get("e2e")
-    profile = replace(e2e, attack_settings={**e2e.attack_settings, "sca": AttackSetting({"steps": 2}, 2.0, "the tests' speed")})
+    light_sca = AttackSetting({"steps": 2}, 2.0, "the tests' speed")
+    profile = replace(e2e, attack_settings={**e2e.attack_settings, "sca": light_sca})
     metrics = evaluate(model, bench, "studio", attacks=PAPER_ATTACKS, eps=(0.0, 0.02), profile=profile,
                        seed=0, device=torch.device("cpu"), progress=False, resources={"diffusion": ddpm})
     assert set(metrics["aAcc"]) == set(PAPER_ATTACKS) and metrics["attack_budgets"]["sca"]["params"]["steps"] == 2

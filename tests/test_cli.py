@@ -1,9 +1,9 @@
 """The command line. Bad input exits 2 with one line on stderr.
 
 Each subprocess costs seconds of importing torch, so only two tests start a real `python -m benchmark.run`:
-the end-to-end train/evaluate run (its resumption runs in this process) and one bad-input run (exit code 2 and one stderr line, with the
-CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this process, with
-warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
+the end-to-end train/evaluate run (its resumption runs in this process) and one bad-input run (exit code 2 and one
+stderr line, with the CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this
+process, with warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
 
 from __future__ import annotations
 
