@@ -290,7 +290,7 @@ def domain_arrays(name: str, domain: int) -> dict[str, np.ndarray]:
 def _cached(name: str, generate: Callable[[int], dict[str, np.ndarray]], domain: int) -> dict[str, np.ndarray]:
     """Generate once and cache as .npz (keyed by name, generator version and source hash). Processes that need it at
     the same time (a grid's workers, the test workers) wait for one generation. Stored uncompressed: zlib saves a
-    third of the 36 MB of a domain but costs 2 s to write and 0.3 s at every load, which every job's process does."""
+    third of the 36 MB of a domain but costs about 1 s to write and 0.14 s at every load, which every job does."""
     source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     path = cache_dir() / f"{name}-d{domain}-v{GENERATOR_VERSION}-{source}.npz"
     with locked(path.with_suffix(".lock")):
