@@ -30,14 +30,12 @@ from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.plotting import plt, save_png
 from benchmark.registry import UserError
 from benchmark.results import Results
+from benchmark.selection import PAPER_ATTACKS
 from benchmark.store import eps_label
 from benchmark.tables import MAIN_METHODS, OOD_METHODS
 from benchmark.tabulation import in_domain_obs, worst_case_note
 
 MARKERS = "osD^v<>pPX*h"
-#: Fig. 2's panels: the paper's four attacks (our worst-case attacks, attacks/apgd.py etc., are not in its figure;
-#: Tables I and V show AA)
-PAPER_ATTACKS = ("fgsm", "mifgsm", "pgd", "sca")
 #: the largest eps of the paper's Fig. 2 (the profiles' grid extends beyond it: benchmark/config.py)
 PAPER_EPS_MAX = 0.04
 
@@ -93,6 +91,7 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     if curves.empty:
         return None
     datasets = [d for d in results.datasets() if d in set(curves["dataset"])]
+    # panels: the paper's four attacks (our worst-case attacks are not in its figure; Tables I and V show AA)
     attacks = [a for a in PAPER_ATTACKS if a in set(curves["attack"])]
     if not attacks:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -126,16 +126,20 @@ class Registry(Generic[T]):
         return len(self._items)
 
 
-def parse_names(text: str, registry: Registry, *, allow_none: bool = False) -> list[str]:
-    """Parse a comma list of registry names; `all` means every name, `none` (if allowed) none."""
+def parse_names(text: str, registry: Registry, *, allow_none: bool = False,
+                named: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Parse a comma list of registry names; `all` means every name, each keyword of `named` its names (e.g.
+    `--attacks paper`), `none` (if allowed) none. `all` and the named keywords may stand among names (`paper,aa`)."""
+    keywords = {"all": registry.names(), **(named or {})}
+    choices = ", ".join([*registry.names(), *keywords, *(["none"] if allow_none else [])])
     text = text.strip()
-    if text == "all":
-        return registry.names()
     if allow_none and text == "none":
         return []
-    names = [part.strip() for part in text.split(",") if part.strip()]
+    names = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part not in keywords and part not in registry:
+            raise UserError(f"unknown {registry.kind} {part!r}; valid choices: {choices}")
+        names.extend(keywords.get(part, [part]))
     if not names:
-        raise UserError(f"empty {registry.kind} list; valid choices: {', '.join(registry.names())}")
-    for name in names:
-        registry.get(name)
+        raise UserError(f"empty {registry.kind} list; valid choices: {choices}")
     return list(dict.fromkeys(names))

@@ -16,6 +16,12 @@ from benchmark.registry import UserError
 if TYPE_CHECKING:
     from benchmark.config import Profile
 
+#: the paper's four attacks, in its order: Fig. 2's panels (benchmark/figures.py) and `--attacks paper`. A constant
+#: here, not a flag on the attack declarations, so that rendering stays torch-free and a plugin cannot join it
+PAPER_ATTACKS = ("fgsm", "mifgsm", "pgd", "sca")
+#: the named attack lists `--attacks` takes besides `all` (every registered attack, plugins' included) and `none`
+ATTACK_SELECTIONS = {"paper": PAPER_ATTACKS}
+
 
 @dataclass(frozen=True)
 class Selection:

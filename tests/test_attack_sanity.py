@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from attacks import ATTACKS
-from benchmark.config import PROFILES
+from benchmark.config import PROFILES, AttackSetting
 from benchmark.data import iterate, load_benchmark
 from benchmark.evaluate import Evaluation, adversarial_accuracy, attack_grid, evaluate, percent
-from benchmark.figures import PAPER_ATTACKS
+from benchmark.selection import PAPER_ATTACKS
 from benchmark.train import accuracy
 from tests.conftest import reduced
 
@@ -64,13 +64,16 @@ def ddpm(ddpm_on_shapes):
 
 
 def test_evaluate_fills_every_metric(trained, ddpm):
-    bench, model, _ = trained
     """The paper's four attacks (the worst-case ones at standard strength cost minutes here: test_worst_case), under
-    the tests' e2e profile (the quick profile's evaluation on fewer images: tests/e2e_profile.py)."""
-    profile = PROFILES.get("e2e")
+    the tests' e2e profile (the quick profile's evaluation on fewer images: tests/e2e_profile.py), with SCA at 2 of
+    its 10 iterations: each runs the DDPM chain, most of this test's time at 10 (test_sca checks SCA itself)."""
+    bench, model, _ = trained
+    e2e = PROFILES.get("e2e")
+    light_sca = AttackSetting({"steps": 2}, 2.0, "the tests' speed")
+    profile = replace(e2e, attack_settings={**e2e.attack_settings, "sca": light_sca})
     metrics = evaluate(model, bench, "studio", attacks=PAPER_ATTACKS, eps=(0.0, 0.02), profile=profile,
                        seed=0, device=torch.device("cpu"), progress=False, resources={"diffusion": ddpm})
-    assert set(metrics["aAcc"]) == set(PAPER_ATTACKS)
+    assert set(metrics["aAcc"]) == set(PAPER_ATTACKS) and metrics["attack_budgets"]["sca"]["params"]["steps"] == 2
     for by_eps in metrics["aAcc"].values():
         assert set(by_eps) == {"0", "0.02"} and by_eps["0"] == metrics["cAcc"] and by_eps["0.02"] < by_eps["0"]
     assert set(metrics["ood_cAcc"]) == {"street", "scene", "photo"}

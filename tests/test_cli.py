@@ -1,9 +1,9 @@
 """The command line. Bad input exits 2 with one line on stderr.
 
 Each subprocess costs seconds of importing torch, so only two tests start a real `python -m benchmark.run`:
-the end-to-end train/evaluate/resume run and one bad-input run (exit code 2 and one stderr line, with the
-CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this process, with
-warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
+the end-to-end train/evaluate run (its resumption runs in this process) and one bad-input run (exit code 2 and one
+stderr line, with the CLI's own warnings formatter). The other cases call `benchmark.cli.run.main(argv)` in this
+process, with warnings shown on stderr through the CLI's one-line formatter and the filters of a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import torch
 
+from attacks import ATTACKS
 from benchmark.arguments import one_line_warning
 from benchmark.cli import run
 from benchmark.config import PROFILES
+from benchmark.plugins import load_file
 from tests.conftest import E2E_ARGS
 
 RUN = [sys.executable, "-m", "benchmark.run"]
@@ -67,7 +69,10 @@ def test_list_prints_every_registry(run_main):
     out = run_main("--list")
     assert out.returncode == 0
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
-    assert set(lines) == {"methods", "attacks", "explainers", "datasets", "models", "launchers", "profiles", "metrics"}
+    assert set(lines) == {"methods", "attacks", "attack lists", "explainers", "datasets", "models", "launchers",
+                          "profiles", "metrics"}
+    assert lines["attack lists"].startswith(
+        "all (every attack above, plugins' included), paper (fgsm, mifgsm, pgd, sca), none (alone)")
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]
     assert lines["datasets"].startswith("shapes, digits")
     aa = PROFILES.get("quick").attack_settings["aa"]
@@ -80,6 +85,24 @@ def test_list_prints_every_registry(run_main):
         "metrics"]
     assert ("AA (AA; 0..100, higher is better; aa's accuracy at the table eps; in table1 table4 table5 fig5; "
             f"cost 140x PGD-10; quick profile: {aa.cost:g}x") in lines["metrics"]
+
+
+def test_attacks_all_is_every_registered_attack_and_paper_the_papers_four(tmp_path):
+    """`all` takes a plugin's attack, `paper` never does; both combine with names, each attack once."""
+    plugin = tmp_path / "noise.py"
+    plugin.write_text("from attacks import register_attack\n\n@register_attack('noise', display='noise', cost=0.1)\n"
+                      "def noise(model, x, y, eps, *, generator=None):\n    return x\n")
+    origin = load_file(plugin)
+    try:
+        def attacks(text: str) -> tuple[str, ...]:
+            return run.selection_from_args(run.parser().parse_args(["--attacks", text])).attacks
+
+        assert attacks("paper") == ("fgsm", "mifgsm", "pgd", "sca")
+        assert attacks("all") == ("fgsm", "mifgsm", "pgd", "sca", "apgd-ce", "apgd-t", "square", "aa", "noise")
+        assert attacks("aa,paper,pgd") == ("aa", "fgsm", "mifgsm", "pgd", "sca")
+        assert attacks("none") == ()
+    finally:
+        ATTACKS.forget(origin)
 
 
 def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, monkeypatch):
@@ -115,7 +138,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
     assert json.loads(train_path.read_text())["key"] == record["train_key"]
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
-    second = run_cli(*args)
+    second = run_main(*args)  # the resumption in this process: the grid above was the real one
     assert second.returncode == 0, second.stderr
     assert "1 done" in second.stdout and "all jobs are done" in second.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps, "nothing rewritten"
@@ -136,7 +159,10 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
         (("--methods", "nope"), "unknown method 'nope'; valid choices: erm"),
         (("--datasets", "imagenet"), "unknown dataset 'imagenet'; valid choices: shapes, digits"),
         (("--datasets", "shapes", "--domains", "moon"), "unknown domain 'moon' of shapes; valid choices: studio"),
-        (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm"),
+        (("--attacks", "cw"), "unknown attack 'cw'; valid choices: fgsm, mifgsm, pgd, sca, apgd-ce, apgd-t, square, "
+                              "aa, all, paper, none"),
+        (("--attacks", "paper,cw"), "unknown attack 'cw'; valid choices: fgsm"),
+        (("--attacks", ","), "empty attack list; valid choices: fgsm"),
         (("--eps", "0,abc"), "malformed eps 'abc'"),
         (("--eps", "-0.1"), "eps -0.1 is outside [0, 1]"),
         (("--profile", "huge"), "unknown profile 'huge'; valid choices: quick, paper, e2e"),

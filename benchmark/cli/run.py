@@ -28,7 +28,7 @@ from benchmark.launchers import LAUNCHERS
 from benchmark.metrics import METRICS
 from benchmark.models import MODELS
 from benchmark.registry import UserError, parse_names, report
-from benchmark.selection import Selection, parse_eps, parse_seeds
+from benchmark.selection import ATTACK_SELECTIONS, Selection, parse_eps, parse_seeds
 from methods import METHODS
 
 REGISTRIES = {"methods": METHODS, "attacks": ATTACKS, "explainers": EXPLAINERS, "datasets": DATASETS,
@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     add_profile_arguments(p)
     p.add_argument("--domains", default="all", help="all, or comma list of domain names or indices 0-3")
     p.add_argument("--methods", default="erm", help="comma list of methods, or all")
-    p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, or none")
+    p.add_argument("--attacks", default="pgd", help="comma list of attacks, all, paper (the paper's four), or none")
     p.add_argument("--eps", default=None, help="comma list of L-inf budgets in pixel units; default: profile's")
     add_hyperparameter_arguments(p)
     add_launch_arguments(p)
@@ -50,10 +50,14 @@ def parser() -> argparse.ArgumentParser:
 
 def print_registries() -> None:
     """Every registry's names; attacks with their cost relative to PGD-10 (standard, and per profile where a
-    profile runs them with other parameters); then the metrics as declared (benchmark/metrics.py)."""
+    profile runs them with other parameters), then what `--attacks` also takes; then the metrics as declared
+    (benchmark/metrics.py)."""
     for title, registry in REGISTRIES.items():
         if registry is ATTACKS:
             print(f"{title}: " + ", ".join(f"{name} ({attack_cost_text(name)})" for name in registry.names()))
+            print("attack lists: all (every attack above, plugins' included), "
+                  + ", ".join(f"{keyword} ({', '.join(names)})" for keyword, names in ATTACK_SELECTIONS.items())
+                  + ", none (alone); the others combine with names, e.g. paper,aa")
         else:
             print(f"{title}: {', '.join(registry.names())}")
     declared = [METRICS.get(name) for name in METRICS]
@@ -88,7 +92,7 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         domains=args.domains,
         methods=methods,
         seeds=parse_seeds(args.seeds) if args.seeds is not None else profile.seeds,
-        attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True)),
+        attacks=tuple(parse_names(args.attacks, ATTACKS, allow_none=True, named=ATTACK_SELECTIONS)),
         eps=parse_eps(args.eps) if args.eps is not None else profile.eps_grid,
         hparams=hparams,
         tuned=not args.untuned,
