@@ -92,7 +92,8 @@ def test_sharing_gives_the_metrics_a_recomputation_gives_and_runs_apgd_ce_once(s
     assert {k: v for k, v in metrics[True].items() if k not in timings} == {
         k: v for k, v in metrics[False].items() if k not in timings}
     record = metrics[True]
-    assert record["attack_budgets"]["aa"]["images"] == 128 and record["attack_budgets"]["aa"]["chained"] == ["0.04"] and record["attack_budgets"]["pgd"]["chained"] == []
+    budgets = record["attack_budgets"]
+    assert budgets["aa"]["images"] == 128 and budgets["aa"]["chained"] == ["0.04"] and budgets["pgd"]["chained"] == []
     assert record["attack_points"]["pgd"] == {"0": 400, "0.01": 400, "0.02": 400, "0.04": 400}
     check = record["chain_check"]["aa"]
     assert check["chain_aAcc"] <= check["independent_aAcc"] == record["aAcc"]["aa"]["0.02"]
