@@ -44,20 +44,19 @@ PROBE_STEPS = 3
 PRETRAIN_PROBE_STEPS = 4
 PRETRAIN_PROBE_IMAGES = 400
 
-#: the gradient-masking probe's attacks in PGD-10 units on the whole test split: PGD-10 at large_eps and the
-#: transferred PGD-10 (its white-box twin is the grid's)
-MASKING_PROBE_COST = 2.0
-#: on a profile's first `probe_images`: three PGD-10 runs, as a share of the built-in benchmarks' test split
-PROBE_RUNS_ON_IMAGES = 3
+#: the gradient-masking probe's PGD-10 runs: the transferred one always, white-box PGD-10 at the table eps unless the
+#: grid has the table PGD (its run serves the probe: benchmark/evaluate.py Evaluation.table_pgd), PGD-10 at large_eps
+#: unless the grid has it (the probe reads the grid's number)
 BUILT_IN_TEST_IMAGES = round(SPLIT_FRACTIONS[2] * IMAGES_PER_DOMAIN)
 
 
-def masking_probe_cost(profile: Profile) -> float:
-    """The masking probe's PGD-10 runs in PGD-10 units (a PGD-10 over the whole test split = 1); the worst case's
-    convergence check is counted in aa's declared cost (config.AttackSetting)."""
-    if profile.probe_images is None:
-        return MASKING_PROBE_COST
-    return min(MASKING_PROBE_COST, PROBE_RUNS_ON_IMAGES * profile.probe_images / BUILT_IN_TEST_IMAGES)
+def masking_probe_cost(profile: Profile, attacks: Sequence[str], eps: Sequence[float]) -> float:
+    """The masking probe's PGD-10 runs in PGD-10 units (a PGD-10 over the whole test split = 1), on its probe images'
+    share of the split; the worst case's convergence check is counted in aa's declared cost (config.AttackSetting)."""
+    grid_pgd = "pgd" in attacks
+    runs = 1 + (not grid_pgd) + (not grid_pgd or eps_label(profile.large_eps) not in {eps_label(e) for e in eps})
+    share = 1.0 if profile.probe_images is None else min(1.0, profile.probe_images / BUILT_IN_TEST_IMAGES)
+    return runs * share
 
 
 def chain_survival(eps: float, *, robust: bool) -> float:
@@ -101,7 +100,7 @@ def _attack_cost(attacks: Sequence[str], eps: Sequence[float], profile: Profile,
     attacked = [e for e in eps if e > 0]
     return (1 + sum(attack_eps_cost(a, e, eps, profile, robust=robust)
                     for a in attacks if runs_alone(a, attacks) for e in attacked)
-            + (masking_probe_cost(profile) if attacks and attacked else 0.0))
+            + (masking_probe_cost(profile, attacks, eps) if attacks and attacked else 0.0))
 
 
 def _robust(method: str) -> bool:
