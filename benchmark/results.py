@@ -58,7 +58,8 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     """One record per trained model, and notes on what was set aside.
 
     Eval records of one `train_key` (e.g. Table I's PGD-only evaluation and Fig. 2's full grid) are
-    merged, attack results united, and so are aa's stages (per eps) and the attacks' recorded budgets (per attack);
+    merged, attack results united, and so are aa's stages (per eps) and the attacks' recorded budgets, points
+    attacked and chain checks (per attack);
     the first record by key wins a conflict. A time per epoch is a measurement of the training, not a result of its
     weights: where a checkpoint was retrained into the same weights (another run,
     perhaps another machine or load), its records time the same computation twice, and the least disturbed of
@@ -78,7 +79,7 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
                 for attack, by_eps in value.items():
                     for eps, acc in by_eps.items():
                         merged["metrics"].setdefault("aAcc", {}).setdefault(attack, {}).setdefault(eps, acc)
-            elif name in ("aa_stages", "attack_budgets"):  # per eps, per attack
+            elif name in ("aa_stages", "attack_budgets", "attack_points", "chain_check"):  # per eps, per attack
                 for key, part in value.items():
                     merged["metrics"].setdefault(name, {}).setdefault(key, part)
             elif name == "time_per_epoch_s":
