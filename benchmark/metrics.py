@@ -150,7 +150,7 @@ register_metric("relevance_rank", display="top-k in mask", range=(0, 1), higher_
 register_metric("pointing_game", display="pointing", range=(0, 1), higher_is_better=True, artefacts=_EXPLANATIONS,
                 path=("localization", "pointing_game"), part="explanations")
 register_metric("stability_topk", display="top-k ∩ (adv)", range=(0, 1), higher_is_better=True,
-                artefacts=_EXPLANATIONS, cost=1.0, path=("stability", "topk_intersection"), part="explanations")
+                artefacts=_EXPLANATIONS, cost=0.1, path=("stability", "topk_intersection"), part="explanations")
 register_metric("stability_spearman", display="Spearman (adv)", range=(-1, 1), higher_is_better=True,
                 artefacts=_EXPLANATIONS, path=("stability", "spearman"), part="explanations")
 register_metric("randomization_spearman", display="Spearman (rand. weights)", range=(-1, 1),
