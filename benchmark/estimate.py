@@ -5,6 +5,7 @@ resources (SCA's DDPM)."""
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections import defaultdict
@@ -158,32 +159,68 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
 
 def estimate_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
                      probe: bool = True) -> tuple[float, list[str]]:
-    """Seconds the pending jobs should take on one worker, from finished jobs of the same (profile, method) in the
-    store: an evaluation from their seconds per attack and eps where their records say them (_eval_seconds),
-    otherwise scaled by the cost of its attacks x eps; training scaled by steps. Methods with no finished job are
-    timed by `probe_timing` on their first pending job (or, with probe=False, left out); returns the total and the
-    probed (or left-out) methods."""
+    """Seconds the pending jobs should take on one worker (the sum of estimate_job_seconds) and the probed (or, with
+    probe=False, left-out) methods."""
+    seconds, untimed = estimate_job_seconds(plan, results_dir, data_root=data_root, device=device, probe=probe)
+    return sum(seconds), untimed
+
+
+def estimate_job_seconds(plan: Plan, results_dir: str, *, data_root: str | None = None, device: str = "auto",
+                         probe: bool = True) -> tuple[list[float], list[str]]:
+    """Seconds each pending job (plan.pending order) should take, from finished jobs of the same (profile, method) in
+    the store: an evaluation from their seconds per attack and eps where their records say them (_eval_seconds),
+    otherwise scaled by the cost of its attacks x eps; training scaled by steps, in the first job of its train key; the
+    training of a masking probe's
+    ERM source that no pending job trains itself, in the first job that needs it (it trains it). Methods with no
+    finished job are timed by `probe_timing` on their first pending job (or, with probe=False, left out: 0 s);
+    returns the seconds and the probed (or left-out) methods."""
     timings: dict[str, dict[str, tuple[float, float]]] = {}
     recorded: dict[str, dict[tuple[str, str], list[dict]]] = {}
-    total, untimed = 0.0, set()
-    pending = [(job, False) for job in plan.to_evaluate] + [(job, True) for job in plan.to_train]
-    for job, needs_training in pending:
-        profile, method = job.train.profile, job.train.method
+    untimed: set[str] = set()
+
+    def timing(job: TrainJob) -> tuple[float, float] | None:
+        profile = job.profile
         if profile.name not in timings:  # read each profile's records once
             store = Store(results_dir, profile.name)
             timings[profile.name] = _method_timings(store, profile)
             recorded[profile.name] = _recorded_evals(store)
-        if method not in timings[profile.name]:
-            untimed.add(method)
+        if job.method not in timings[profile.name]:
+            untimed.add(job.method)
             if not probe:
-                continue
-            timings[profile.name][method] = probe_timing(job.train, data_root=data_root, device=device)
-        eval_per_unit, train_per_step = timings[profile.name][method]
-        total += _eval_seconds(job, eval_per_unit, recorded[profile.name])
-        if needs_training:
-            total += train_per_step * profile.steps
-    total += _source_training_seconds(plan, results_dir, timings)
-    return total, sorted(untimed)
+                return None
+            timings[profile.name][job.method] = probe_timing(job, data_root=data_root, device=device)
+        return timings[profile.name][job.method]
+
+    planned = {job.train.key for job in plan.to_train}
+    trained: set[str] = set()
+    sources_trained: set[str] = set()
+    seconds = []
+    for job in plan.pending:
+        profile, found = job.train.profile, timing(job.train)
+        total = 0.0
+        if found is not None:
+            eval_per_unit, train_per_step = found
+            total += _eval_seconds(job, eval_per_unit, recorded[profile.name])
+            if job.train.key in planned and job.train.key not in trained:  # its first job trains it, the others wait
+                trained.add(job.train.key)
+                total += train_per_step * profile.steps
+        source = job.transfer_source if job.probes_masking else None
+        if (source is not None and source.key not in planned and source.key not in sources_trained
+                and not trained_current(source, Store(results_dir, source.profile.name))):
+            sources_trained.add(source.key)
+            source_timing = timing(source)
+            total += 0.0 if source_timing is None else source_timing[1] * source.profile.steps
+        seconds.append(total)
+    return seconds, sorted(untimed)
+
+
+def makespan(job_seconds: Sequence[float], workers: int) -> float:
+    """Seconds until the last job ends when `workers` take the jobs in order, each the next job as soon as it is free
+    (the launchers' queue), so that a few long jobs are not averaged away."""
+    free = [0.0] * max(1, workers)
+    for seconds in job_seconds:
+        heapq.heapreplace(free, free[0] + seconds)
+    return max(free)
 
 
 def _recorded_evals(store: Store) -> dict[tuple[str, str], list[dict]]:
@@ -222,23 +259,6 @@ def _eval_seconds(job: EvalJob, eval_per_unit: float, recorded: dict[tuple[str, 
             elif runs_alone(attack, job.attacks):
                 seconds += eval_per_unit * attack_eps_cost(attack, e, job.eps, profile, robust=robust)
     return seconds
-
-
-def _source_training_seconds(plan: Plan, results_dir: str, timings: dict[str, dict[str, tuple[float, float]]]
-                             ) -> float:
-    """Training seconds of the masking probe's ERM sources that no pending job of the plan trains itself."""
-    planned = {job.train.key for job in plan.to_train}
-    sources = {job.transfer_source.key: job.transfer_source for job in plan.pending
-               if job.probes_masking and job.transfer_source is not None}
-    total = 0.0
-    for key, source in sources.items():
-        profile = source.profile
-        if key in planned or trained_current(source, Store(results_dir, profile.name)):
-            continue
-        timing = timings.get(profile.name, {}).get(source.method)
-        if timing is not None:
-            total += timing[1] * profile.steps
-    return total
 
 
 def pretraining_seconds(profiles: Sequence[Profile]) -> float:
@@ -296,17 +316,17 @@ def resource_seconds(jobs: Sequence[EvalJob], *, data_root: str | None, device: 
     return found
 
 
-def planned_time(seconds: float, pending: int, workers: int, launcher: str, *,
+def planned_time(job_seconds: Sequence[float], workers: int, launcher: str, *,
                  first: dict[str, float] | None = None) -> str:
-    """The plan's time estimate: on one worker, and spread over the workers the launcher will use; `first`: seconds
-    of each work done here before any job starts, by name (a pretraining, an attack's resource not cached yet),
-    counted in both."""
+    """The plan's time estimate from each pending job's seconds: on one worker, and on the workers the launcher will
+    use (makespan); `first`: seconds of each work done here before any job starts, by name (a pretraining, an attack's
+    resource not cached yet), counted in both."""
     before_jobs = sum((first or {}).values())
-    used = max(1, min(workers, pending))
-    text = f"estimated {(before_jobs + seconds) / 60:.1f} min on one worker"
+    used = max(1, min(workers, len(job_seconds)))
+    text = f"estimated {(before_jobs + sum(job_seconds)) / 60:.1f} min on one worker"
     parts = [f"{s / 60:.1f} min of {name}" for name, s in (first or {}).items() if s]
     before = f" (including {' and '.join(parts)} first: not cached)" if parts else ""
     if launcher == "local":
         return text + " (launcher local: one job at a time in this process)" + before
-    return (text + f", about {(before_jobs + seconds / used) / 60:.1f} min on {workers} worker{'s' * (workers > 1)} "
-            f"({launcher})" + before)
+    return (text + f", about {(before_jobs + makespan(job_seconds, used)) / 60:.1f} min on {workers} "
+            f"worker{'s' * (workers > 1)} ({launcher})" + before)

@@ -313,11 +313,9 @@ class Evaluation:
 
     @cached_property
     def runs(self) -> AttackRuns:
-        """The evaluation's attack runs over its eps grid (the table eps among them, where the grid lacks it)."""
-        eps = self.eps if any(eps_label(e) == eps_label(self.profile.table_eps) for e in self.eps) else (
-            *self.eps, self.profile.table_eps)
+        """The evaluation's attack runs over its eps grid."""
         return AttackRuns(self.model, seed=self.seed, steps=self.profile.attack_steps, resources=self.resources,
-                          eps=eps, table_eps=self.profile.table_eps, keep=self.examples_kept, reuse=self.reuse)
+                          eps=self.eps, table_eps=self.profile.table_eps, keep=self.examples_kept, reuse=self.reuse)
 
     @property
     def examples_kept(self) -> int:
@@ -340,12 +338,11 @@ class Evaluation:
         adversarial examples. The grid's run when it has it (its batches coincide), else run here."""
         wanted = first_images(self.test_batches, images)
         batches = self.test_batches[:len(wanted)]  # whole batches: the grid's run on them, batch for batch
-        grid = self.series("pgd")
-        k = self.runs.index(self.profile.table_eps)
+        grid, table = self.series("pgd"), eps_label(self.profile.table_eps)
         same_batches = len(grid.batches) >= len(batches) and all(
             len(grid.batches[i]["y"]) == len(batch["y"]) for i, batch in enumerate(batches))
-        if self.reuse and "pgd" in self.attacks and same_batches and len(grid.computed) > k:
-            run = grid.run(k)
+        if self.reuse and "pgd" in self.attacks and same_batches and table in {eps_label(e) for e in self.eps}:
+            run = grid.run(self.runs.index(self.profile.table_eps))
             return AttackRun(run.robust[:sum(len(b["y"]) for b in batches)], run.attacked, run.examples)
         return run_attack(self.model, batches, "pgd", self.profile.table_eps, params=grid.params, seed=self.seed,
                           keep=self.examples_kept)

@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark.config import Profile
 from benchmark.estimate import (
     PROBE_STEPS,
-    estimate_seconds,
+    estimate_job_seconds,
     planned_time,
     pretraining_seconds,
     resource_seconds,
@@ -57,10 +57,11 @@ def execute(jobs: Sequence[EvalJob], launch: Launch, *, headline: Callable[[Plan
     for dataset, profile in _datasets(jobs).items():
         load_dataset_for(dataset, options.data_root, profile)  # so that bad data folders fail here
     plan = make_plan(list(jobs), options.results_dir)
-    seconds, probed = estimate_seconds(plan, options.results_dir, data_root=options.data_root, device=options.device)
+    seconds, probed = estimate_job_seconds(plan, options.results_dir, data_root=options.data_root,
+                                           device=options.device)
     pending_profiles = _distinct(job.train.profile for job in plan.pending)
     print(headline(plan) + "; "
-          + planned_time(seconds, len(plan.pending), options.workers, launch.launcher,
+          + planned_time(seconds, options.workers, launch.launcher,
                          first={"pretraining": pretraining_seconds(pending_profiles),
                                 **resource_seconds(plan.pending, data_root=options.data_root, device=options.device)})
           + (f" ({', '.join(probed)} timed by a {PROBE_STEPS}-step probe: no finished job of theirs yet)"

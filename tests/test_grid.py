@@ -14,6 +14,7 @@ from benchmark.estimate import (
     attack_eps_cost,
     chain_survival,
     estimate_seconds,
+    makespan,
     masking_probe_cost,
     planned_time,
     resource_seconds,
@@ -111,9 +112,12 @@ def test_an_uncached_pretraining_is_timed_before_the_jobs_and_a_cached_one_costs
     path.parent.mkdir(parents=True)
     path.write_bytes(b"cached")
     assert pretraining_seconds([QUICK]) == 0.0
-    line = planned_time(600.0, 10, 2, "processes", first={"pretraining": 120.0, "diffusion for shapes": 0.0})
+    line = planned_time([60.0] * 10, 2, "processes", first={"pretraining": 120.0, "diffusion for shapes": 0.0})
     assert line == ("estimated 12.0 min on one worker, about 7.0 min on 2 workers (processes) "
                     "(including 2.0 min of pretraining first: not cached)")
+    # one long job decides the wall time: 2 workers take [600, 60, 60] in order, the second does both short ones
+    assert makespan([600.0, 60.0, 60.0], 2) == 600.0 and makespan([60.0, 60.0, 600.0], 2) == 660.0
+    assert "about 10.0 min on 2 workers" in planned_time([600.0, 60.0, 60.0], 2, "processes")
 
 
 def test_a_chained_attack_costs_less_at_the_eps_it_runs_on_survivors_only(monkeypatch):
@@ -201,7 +205,7 @@ def test_an_uncached_ddpm_is_timed_once_per_dataset_that_runs_sca(tmp_path, monk
     path.parent.mkdir()
     path.write_bytes(b"cached")
     assert resource_seconds(sca, data_root=None, device="cpu") == {}
-    line = planned_time(600.0, 10, 2, "local", first={"pretraining": 60.0, "diffusion for shapes": 120.0})
+    line = planned_time([60.0] * 10, 2, "local", first={"pretraining": 60.0, "diffusion for shapes": 120.0})
     assert line == ("estimated 13.0 min on one worker (launcher local: one job at a time in this process) "
                     "(including 1.0 min of pretraining and 2.0 min of diffusion for shapes first: not cached)")
 
