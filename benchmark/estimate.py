@@ -41,6 +41,9 @@ from methods import METHODS
 
 #: training steps a probe runs for a method without finished jobs (the first is warm-up)
 PROBE_STEPS = 3
+#: input-gradient passes over a test batch the probe times after a warm-up one, whose first-call allocations a single
+#: timed pass would count (the median of the others)
+PROBE_GRADIENT_PASSES = 3
 #: pretraining steps (the first is warm-up) and corpus images timed when a pretrained backbone is not cached yet
 PRETRAIN_PROBE_STEPS = 4
 PRETRAIN_PROBE_IMAGES = 400
@@ -124,8 +127,9 @@ def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, fl
 
 def probe_timing(job: TrainJob, *, data_root: str | None, device: str = "auto") -> tuple[float, float]:
     """Measure a method here when no finished job can tell: (evaluation seconds per cost unit, training
-    seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and one
-    input-gradient pass over a test batch, scaled to PGD over the whole test split; under the numerics
+    seconds per step), from PROBE_STEPS real training steps (the first one, warm-up, not counted) and the median of
+    PROBE_GRADIENT_PASSES input-gradient passes over a test batch after a warm-up one, scaled to PGD over the whole
+    test split; under the numerics
     every job runs with (one thread: benchmark/numerics.py)."""
     with job_numerics(resolve_device(device)):
         return _probe(job, data_root, device)
@@ -147,13 +151,16 @@ def _probe(job: TrainJob, data_root: str | None, device: str) -> tuple[float, fl
         times.append(time.perf_counter() - start)
     test = to_device(next(iterate(domain.test, profile.eval_batch_size)), dev)
     model.eval()
-    start = time.perf_counter()
-    x = test["x"].clone().requires_grad_(True)
-    torch.autograd.grad(F.cross_entropy(model(x), test["y"]), x)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    batches = math.ceil(len(domain.test) / len(x))
-    eval_per_unit = (time.perf_counter() - start) * batches * (profile.attack_steps + 1)
+    passes = []
+    for _ in range(PROBE_GRADIENT_PASSES + 1):  # the first, warm-up (allocations), not counted
+        start = time.perf_counter()
+        x = test["x"].clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(x), test["y"]), x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        passes.append(time.perf_counter() - start)
+    batches = math.ceil(len(domain.test) / len(test["y"]))
+    eval_per_unit = median_high(passes[1:]) * batches * (profile.attack_steps + 1)
     return eval_per_unit, median_high(times[1:])
 
 
