@@ -133,10 +133,13 @@ def worst_case_setting(results: Results, runs: Iterable[dict[str, Any]]) -> str:
 def worst_case_note(results: Results, runs: Iterable[dict[str, Any]]) -> str:
     """What AA is and how it ran in `runs` (worst_case_setting), for the notes of the tables and Fig. 5 that show it."""
     eps = eps_label(results.profile.table_eps)
+    runs = list(runs)
+    attack = METRICS.get("AA").attack
+    chained = any(run["metrics"].get("attack_budgets", {}).get(attack, {}).get("chained") for run in runs)
     return (f"AA: the per-sample worst case of APGD-CE, APGD-T and Square at eps {eps} (AutoAttack's count: a point "
-            f"is robust only if all three fail), not in the paper, {worst_case_setting(results, runs)}; at eps {eps} "
-            "an independent run on every point (records of the whole eps grid chain its other eps but the first: "
-            "the accuracy at any budget up to them, `attack_budgets.aa.chained`)")
+            f"is robust only if all three fail), not in the paper, {worst_case_setting(results, runs)}"
+            + (f"; at eps {eps} an independent run on every point (the records' other eps but the first are chained: "
+               f"the accuracy at any budget up to them, `attack_budgets.{attack}.chained`)" if chained else ""))
 
 
 def markdown_table(frame: pd.DataFrame, corner: str = "Model") -> str:

@@ -25,16 +25,10 @@ from typing import Any
 import torch
 
 from attacks import ATTACKS
+from benchmark.attack_runs import adversarial_accuracy, adversarial_robustness, first_images, percent, robust_under
 from benchmark.config import PROFILES
 from benchmark.data import iterate
-from benchmark.evaluate import (
-    adversarial_accuracy,
-    adversarial_robustness,
-    convergence_check,
-    first_images,
-    percent,
-    robust_under,
-)
+from benchmark.evaluate import convergence_check
 from benchmark.grid import build_jobs
 from benchmark.jobs import benchmark_for, trained_model
 from benchmark.selection import Selection

@@ -19,9 +19,9 @@ from statistics import mean
 
 import torch
 
+from benchmark.attack_runs import adversarial_robustness, first_images, robust_under
 from benchmark.config import PROFILES
 from benchmark.data import iterate
-from benchmark.evaluate import adversarial_robustness, first_images, robust_under
 from benchmark.grid import build_jobs
 from benchmark.jobs import EvalJob, benchmark_for, trained_model
 from benchmark.selection import Selection

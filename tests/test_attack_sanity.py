@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from attacks import ATTACKS
+from benchmark.attack_runs import adversarial_accuracy, percent
 from benchmark.config import PROFILES, AttackSetting
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import Evaluation, adversarial_accuracy, attack_grid, evaluate, percent
+from benchmark.evaluate import Evaluation, attack_grid, evaluate
 from benchmark.selection import PAPER_ATTACKS
 from benchmark.train import accuracy
 from tests.conftest import reduced

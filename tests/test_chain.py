@@ -10,10 +10,12 @@ from dataclasses import replace
 import pytest
 import torch
 
+import benchmark.attack_runs as attack_runs
 import benchmark.evaluate as evaluation
+from benchmark.attack_runs import AttackRuns, attack_parameters, percent
 from benchmark.config import PROFILES
 from benchmark.data import load_benchmark
-from benchmark.evaluate import AttackRuns, attack_parameters, evaluate, percent
+from benchmark.evaluate import evaluate
 from benchmark.models import build_model
 from tests.conftest import reduced
 
@@ -73,13 +75,14 @@ def test_sharing_gives_the_metrics_a_recomputation_gives_and_runs_apgd_ce_once(s
     e2e = PROFILES.get("e2e")
     profile = replace(e2e, attack_settings={a: replace(e2e.attack_settings[a], images=128) for a in ("apgd-ce", "aa")})
     calls: list[tuple[str, float]] = []
-    run_attack = evaluation.run_attack
+    run_attack = attack_runs.run_attack
 
     def counted(model, batches, attack, eps, **kwargs):
         calls.append((attack, eps))
         return run_attack(model, batches, attack, eps, **kwargs)
 
-    monkeypatch.setattr(evaluation, "run_attack", counted)
+    for module in (attack_runs, evaluation):  # the series' runs, and the table PGD's outside the grid
+        monkeypatch.setattr(module, "run_attack", counted)
     metrics = {}
     for reuse in (True, False):
         calls.clear()

@@ -13,15 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from attacks.autoattack import MEMBERS, worst_case_stages
+from benchmark.attack_runs import adversarial_accuracy, adversarial_robustness, percent
 from benchmark.config import PROFILES
 from benchmark.data import iterate, load_benchmark
-from benchmark.evaluate import (
-    adversarial_accuracy,
-    adversarial_robustness,
-    masking_probe,
-    percent,
-    transfer_accuracy,
-)
+from benchmark.evaluate import masking_probe, transfer_accuracy
 from benchmark.flags import FLAGS, masking_flags
 from benchmark.masking import RESTART_SEED_OFFSET, gradient_health, restart_white_box
 from benchmark.store import eps_label
