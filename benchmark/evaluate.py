@@ -124,6 +124,8 @@ class Evaluation:
     robust: dict[str, Tensor] = field(default_factory=dict)
     #: seconds each (attack, eps) of the grid took (a shared run counts under the attack that ran it first)
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the table PGD run here when the grid does not run it (Evaluation.table_pgd), once
+    _table_pgd: AttackRun | None = None
 
     def accuracy(self, split: Dataset) -> float:
         """Clean accuracy (%) of the model on a split."""
@@ -158,17 +160,30 @@ class Evaluation:
         """The table PGD (PGD-10 at the table eps with the profile's parameters and the job's seed, the grid's own
         run) on the test batches holding the first `images` (None: all) test images, with the adversarial examples of
         the first `examples_kept`: the masking probe's white-box run, the stability metric's and Fig. 4's
-        adversarial examples. The grid's run when it has it (its batches coincide), else run here."""
-        wanted = first_images(self.test_batches, images)
-        batches = self.test_batches[:len(wanted)]  # whole batches: the grid's run on them, batch for batch
+        adversarial examples. The grid's run when it has it (its batches coincide); else run here once, on the
+        batches all three need (without reuse: on those this call needs, each time; the same numbers, batch for
+        batch)."""
         grid, table = self.series("pgd"), eps_label(self.profile.table_eps)
+        batches = self._whole_batches(images)
         same_batches = len(grid.batches) >= len(batches) and all(
             len(grid.batches[i]["y"]) == len(batch["y"]) for i, batch in enumerate(batches))
         if self.reuse and "pgd" in self.attacks and same_batches and table in {eps_label(e) for e in self.eps}:
             run = grid.run(self.runs.index(self.profile.table_eps))
-            return AttackRun(run.robust[:sum(len(b["y"]) for b in batches)], run.attacked, run.examples)
-        return run_attack(self.model, batches, "pgd", self.profile.table_eps, params=grid.params, seed=self.seed,
-                          keep=self.examples_kept)
+        elif self.reuse:
+            if self._table_pgd is None:
+                needed = None if self.profile.probe_images is None else max(self.profile.probe_images,
+                                                                            self.examples_kept)
+                self._table_pgd = run_attack(self.model, self._whole_batches(needed), "pgd", self.profile.table_eps,
+                                             params=grid.params, seed=self.seed, keep=self.examples_kept)
+            run = self._table_pgd
+        else:
+            run = run_attack(self.model, batches, "pgd", self.profile.table_eps, params=grid.params, seed=self.seed,
+                             keep=self.examples_kept)
+        return AttackRun(run.robust[:sum(len(b["y"]) for b in batches)], run.attacked, run.examples)
+
+    def _whole_batches(self, images: int | None) -> list[dict[str, Tensor]]:
+        """The test batches holding the first `images` test images, whole (the grid's run on them, batch for batch)."""
+        return self.test_batches[:len(first_images(self.test_batches, images))]
 
 
 def clean_and_ood(ev: Evaluation) -> None:

@@ -28,13 +28,13 @@ LIGHT = {"apgd-t": {"n_iter": 10, "n_targets": 2}, "square": {"n_queries": 30},
 
 
 def _random_model_and_batches(seed: int) -> tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]:
-    """A random 5-class cnn and 32 random images labelled with its own predictions (all clean-correct), 2 batches."""
+    """A random 5-class cnn and 24 random images labelled with its own predictions (all clean-correct), 2 batches."""
     torch.manual_seed(seed)
     model = build_model("cnn", 5).eval()
-    x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(100 + seed))
+    x = torch.rand(24, 3, 32, 32, generator=torch.Generator().manual_seed(100 + seed))
     with torch.no_grad():
         y = model(x).argmax(1)
-    return model, [{"x": x[:16], "y": y[:16]}, {"x": x[16:], "y": y[16:]}]
+    return model, [{"x": x[:12], "y": y[:12]}, {"x": x[12:], "y": y[12:]}]
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -55,14 +55,14 @@ def test_a_chain_agrees_with_independent_runs_at_the_first_eps_and_is_never_abov
         accuracies = [percent(chain) for chain in series.chain]
         assert all(percent(c) <= percent(i) for c, i in zip(series.chain, independent, strict=True)), attack
         assert accuracies == sorted(accuracies, reverse=True), (attack, accuracies)
-        assert [run.attacked for run in runs] == [32, 32, 32, int(series.chain[2].sum()), int(series.chain[3].sum())]
+        assert [run.attacked for run in runs] == [24, 24, 24, int(series.chain[2].sum()), int(series.chain[3].sum())]
         assert torch.equal(runs[2].robust, independent[2]), attack  # the table eps: an independent run
 
 
 @pytest.fixture(scope="module")
 def shapes_and_model(erm_cnn_on_shapes):
-    """shapes (400 test images per domain) and the session's quick ERM cnn (conftest)."""
-    return reduced(load_benchmark("shapes")), erm_cnn_on_shapes()
+    """shapes (160 test images per domain) and the session's quick ERM cnn (conftest)."""
+    return reduced(load_benchmark("shapes"), test=160), erm_cnn_on_shapes()
 
 
 def test_sharing_gives_the_metrics_a_recomputation_gives_and_runs_apgd_ce_once(shapes_and_model, monkeypatch
@@ -73,7 +73,7 @@ def test_sharing_gives_the_metrics_a_recomputation_gives_and_runs_apgd_ce_once(s
     and how many points each run attacked."""
     bench, model = shapes_and_model
     e2e = PROFILES.get("e2e")
-    profile = replace(e2e, attack_settings={a: replace(e2e.attack_settings[a], images=128) for a in ("apgd-ce", "aa")})
+    profile = replace(e2e, attack_settings={a: replace(e2e.attack_settings[a], images=96) for a in ("apgd-ce", "aa")})
     calls: list[tuple[str, float]] = []
     run_attack = attack_runs.run_attack
 
@@ -96,10 +96,10 @@ def test_sharing_gives_the_metrics_a_recomputation_gives_and_runs_apgd_ce_once(s
         k: v for k, v in metrics[False].items() if k not in timings}
     record = metrics[True]
     budgets = record["attack_budgets"]
-    assert budgets["aa"]["images"] == 128 and budgets["aa"]["chained"] == ["0.04"] and budgets["pgd"]["chained"] == []
-    assert record["attack_points"]["pgd"] == {"0": 400, "0.01": 400, "0.02": 400, "0.04": 400}
+    assert budgets["aa"]["images"] == 96 and budgets["aa"]["chained"] == ["0.04"] and budgets["pgd"]["chained"] == []
+    assert record["attack_points"]["pgd"] == {"0": 160, "0.01": 160, "0.02": 160, "0.04": 160}
     check = record["chain_check"]["aa"]
     assert check["chain_aAcc"] <= check["independent_aAcc"] == record["aAcc"]["aa"]["0.02"]
-    assert record["attack_points"]["aa"]["0.04"] == round(check["chain_aAcc"] * 128 / 100)
+    assert record["attack_points"]["aa"]["0.04"] == round(check["chain_aAcc"] * 96 / 100)
     assert record["aAcc"]["aa"]["0.04"] <= check["chain_aAcc"]
     assert set(record["attack_s"]) == {"pgd", "apgd-ce", "aa"}
