@@ -5,8 +5,9 @@ It is the quick profile from random weights (the tests never pretrain: tests/tes
 evaluated on fewer images and with a lighter worst case: out-of-domain accuracy on the first 200 images of each
 other domain instead of 5000, the explanation metrics on 16 test images instead of 200, the masking probe on 32
 instead of 256 (in evaluation batches of 64, not 256: the table PGD that serves both runs on whole batches), and
-the worst-case family at 10 iterations, 1 target and 20 queries (the quick profile's converged budgets cost minutes on a model that stays robust, as a briefly trained one can: tests/test_worst_case.py checks
-those attacks). Everything else (data, splits, the other attacks, training) is the quick profile's, so a grid
+the worst-case family at 10 iterations, 1 target and 20 queries (the quick profile's converged budgets cost minutes
+on a model that stays robust, as a briefly trained one can: tests/test_worst_case.py checks those attacks).
+Everything else (data, splits, the other attacks, training) is the quick profile's, so a grid
 through the command line, a launcher or a resumption runs the same code paths in seconds per job. Its numbers are
 no one's results; its eval keys say `ood_images`, so no record of it can pass for a quick one.
 """
