@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.config import PROFILES, Profile
+from benchmark.config import PROFILES, SETTINGS, Profile
 from benchmark.execute import DEFAULT_RESULTS, Launch
 from benchmark.launchers import LAUNCHERS, LaunchOptions, available_cores
 from benchmark.models import MODELS
@@ -35,8 +35,10 @@ def add_profile_arguments(p: argparse.ArgumentParser, *, selection: bool = True)
     p.add_argument("--image-size", type=int, default=None, help="override the profile's input size (folder data)")
     if selection:
         p.add_argument("--model", default=None, help="override the profile's backbone (e.g. Fig. 3's lighter ones)")
+        p.add_argument("--setting", default=None,
+                       help="a verdict-study setting of the profile (Table VI): " + ", ".join(SETTINGS))
     else:
-        p.set_defaults(model=None)
+        p.set_defaults(model=None, setting=None)
     p.add_argument("--no-pretrained", action="store_true",
                    help="train from random weights instead of the profile's pretrained ones (part of the job key)")
 
@@ -74,7 +76,8 @@ def run_plugins(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def profile_from_args(args: argparse.Namespace) -> Profile:
-    """The chosen profile with the user's adjustments (steps, model, pretraining, image size), validated."""
+    """The chosen profile with the user's adjustments (steps, model, pretraining, image size), validated, under the
+    study setting --setting names (applied last)."""
     profile = PROFILES.get(args.profile)
     if args.steps is not None:
         if args.steps < 1:
@@ -89,6 +92,8 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
         if args.image_size < 8:
             raise UserError(f"--image-size must be >= 8, got {args.image_size}")
         profile = replace(profile, image_size=args.image_size)
+    if args.setting is not None:
+        profile = SETTINGS.get(args.setting).apply(profile)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; valid choices: auto, cpu")
     return profile

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.config import SETTINGS
 from benchmark.registry import Registry, UserError
 from benchmark.selection import Selection, parse_eps
 
@@ -29,7 +30,8 @@ class Grid:
 
     `methods` None: the artefact's methods. `attacks`: a comma list of attack names, or none. `eps` None: the
     profile's table eps; "grid": its whole eps grid; else a comma list. `models` None: the profile's model;
-    "light": each of the profile's lighter backbones."""
+    "light": each of the profile's lighter backbones. `setting`: a verdict-study setting of the profile
+    (benchmark/config.py SETTINGS), None: the profile itself."""
 
     methods: tuple[str, ...] | None = None
     domains: str = "all"
@@ -39,9 +41,12 @@ class Grid:
     attacks: str = "pgd,aa"
     eps: str | None = None
     models: str | None = None
+    setting: str | None = None
 
     def selections(self, profile: Profile, methods: Sequence[str]) -> list[Selection]:
         """This grid under `profile` (one selection per backbone)."""
+        if self.setting is not None:
+            profile = SETTINGS.get(self.setting).apply(profile)
         if self.eps == "grid":
             eps = profile.eps_grid
         else:

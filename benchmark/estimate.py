@@ -9,7 +9,7 @@ import heapq
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from statistics import median_high
@@ -113,14 +113,24 @@ def _robust(method: str) -> bool:
     return method in METHODS and METHODS.get(method).trains_on_pgd
 
 
+def _of_setting(records: Iterable[dict], profile: Profile) -> list[dict]:
+    """The records of `profile`'s study setting (benchmark/config.py SETTINGS; None: the profile's own), whose model and
+    budgets time its jobs."""
+    def setting(record: dict) -> str | None:
+        config = record["config"]
+        return config.get("train", config).get("setting")
+    return [r for r in records if setting(r) == profile.setting]
+
+
 def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:
-    """Per method with finished jobs: median evaluation seconds per cost unit and training seconds per step."""
+    """Per method with finished jobs of the profile's setting: median evaluation seconds per cost unit and training
+    seconds per step."""
     evals: dict[str, list[float]] = defaultdict(list)
     trains: dict[str, list[float]] = defaultdict(list)
-    for r in store.records("eval"):
+    for r in _of_setting(store.records("eval"), profile):
         evals[r["method"]].append(r["eval_time_s"] / _attack_cost(r["config"]["attacks"], r["config"]["eps"],
                                                                   profile, robust=_robust(r["method"])))
-    for r in store.records("train"):
+    for r in _of_setting(store.records("train"), profile):
         trains[r["method"]].append(r["total_time_s"] / r["config"]["steps"])
     return {m: (median_high(evals[m]), median_high(trains[m])) for m in evals if m in trains}
 
@@ -181,22 +191,22 @@ def estimate_job_seconds(plan: Plan, results_dir: str, *, data_root: str | None 
     ERM source that no pending job trains itself, in the first job that needs it (it trains it). Methods with no
     finished job are timed by `probe_timing` on their first pending job (or, with probe=False, left out: 0 s);
     returns the seconds and the probed (or left-out) methods."""
-    timings: dict[str, dict[str, tuple[float, float]]] = {}
-    recorded: dict[str, dict[tuple[str, str], list[dict]]] = {}
+    timings: dict[tuple[str, str | None], dict[str, tuple[float, float]]] = {}
+    recorded: dict[tuple[str, str | None], dict[tuple[str, str], list[dict]]] = {}
     untimed: set[str] = set()
 
     def timing(job: TrainJob) -> tuple[float, float] | None:
-        profile = job.profile
-        if profile.name not in timings:  # read each profile's records once
+        profile, own = job.profile, (job.profile.name, job.profile.setting)
+        if own not in timings:  # read the records of each profile (and study setting) once
             store = Store(results_dir, profile.name)
-            timings[profile.name] = _method_timings(store, profile)
-            recorded[profile.name] = _recorded_evals(store)
-        if job.method not in timings[profile.name]:
+            timings[own] = _method_timings(store, profile)
+            recorded[own] = _recorded_evals(store, profile)
+        if job.method not in timings[own]:
             untimed.add(job.method)
             if not probe:
                 return None
-            timings[profile.name][job.method] = probe_timing(job, data_root=data_root, device=device)
-        return timings[profile.name][job.method]
+            timings[own][job.method] = probe_timing(job, data_root=data_root, device=device)
+        return timings[own][job.method]
 
     planned = {job.train.key for job in plan.to_train}
     trained: set[str] = set()
@@ -207,7 +217,7 @@ def estimate_job_seconds(plan: Plan, results_dir: str, *, data_root: str | None 
         total = 0.0
         if found is not None:
             eval_per_unit, train_per_step = found
-            total += _eval_seconds(job, eval_per_unit, recorded[profile.name])
+            total += _eval_seconds(job, eval_per_unit, recorded[profile.name, profile.setting])
             if job.train.key in planned and job.train.key not in trained:  # its first job trains it, the others wait
                 trained.add(job.train.key)
                 total += train_per_step * profile.steps
@@ -230,10 +240,11 @@ def makespan(job_seconds: Sequence[float], workers: int) -> float:
     return max(free)
 
 
-def _recorded_evals(store: Store) -> dict[tuple[str, str], list[dict]]:
-    """The store's eval records that say their seconds per attack and eps (`attack_s`), by (method, dataset)."""
+def _recorded_evals(store: Store, profile: Profile) -> dict[tuple[str, str], list[dict]]:
+    """The store's eval records of the profile's study setting that say their seconds per attack and eps (`attack_s`),
+    by (method, dataset)."""
     found: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in store.records("eval"):
+    for r in _of_setting(store.records("eval"), profile):
         if "attack_s" in r:
             found[r["method"], r["dataset"]].append(r)
     return found

@@ -91,6 +91,8 @@ class TrainJob:
                   "seed": self.seed, "hparams": self.hparams, **self.settings}
         if uses_synthetic_pretraining(self.profile):  # which synthetic pretraining it starts from
             config["pretrain"] = pretrain_identity(self.profile.model)
+        if self.profile.setting is not None:  # a study setting's job (make_train_job: only where it changes the job)
+            config["setting"] = self.profile.setting
         return with_plugins(config, [(METHODS, self.method), (DATASETS, self.dataset), (MODELS, self.profile.model),
                                      (EXPLAINERS, self.hparams.get("explainer")), (GUIDES, self.hparams.get("guide"))])
 
@@ -206,7 +208,17 @@ def make_train_job(profile: Profile, dataset: str, domain: str, method: str, see
                    overrides: dict[str, str] | None = None, *, tuned: bool = True) -> TrainJob:
     """A train job with the method's hyperparameters resolved for the profile: with `tuned`, the values the
     profile's committed sweep selected for (dataset, method) where it has them (benchmark/tuned.py); user
-    overrides last."""
+    overrides last. Under a study setting (Profile.setting), a job the setting does not change is its reference
+    profile's job."""
+    job = _train_job(profile, dataset, domain, method, seed, overrides, tuned=tuned)
+    if profile.reference is None:
+        return job
+    shared = make_train_job(profile.reference, dataset, domain, method, seed, overrides, tuned=tuned)
+    return shared if {**job.config(), "setting": None} == {**shared.config(), "setting": None} else job
+
+
+def _train_job(profile: Profile, dataset: str, domain: str, method: str, seed: int,
+               overrides: dict[str, str] | None, *, tuned: bool) -> TrainJob:
     selected = tuned_values(profile.name, dataset, method) if tuned else None
     if selected is None:
         return TrainJob(profile, dataset, domain, method, seed, method_hparams(method, profile, overrides))

@@ -145,6 +145,22 @@ def half_width_cnn(num_classes: int, *, dropout: float = 0.0) -> Classifier:
     return _small_resnet(num_classes, 16, dropout)
 
 
+@MODELS.register("resnet20")
+def resnet20(num_classes: int, *, dropout: float = 0.0) -> Classifier:
+    """CIFAR-style ResNet-20 (He et al. 2016, Sec. 4.2): a 3x3 stem of 16 channels, then 3 stages of 3 basic blocks
+    (16, 32, 64 channels; stride 2 at the second and third), at 32x32 inputs; its Grad-CAM layer is the last stage
+    (8x8). Shortcuts that change the shape are 1x1 projections (the paper's option B; its CIFAR nets pad with zeros,
+    option A), as in `cnn`. The verdict study's `resnet` setting (benchmark/config.py SETTINGS); pretrained on the
+    cnn's synthetic corpus (benchmark/pretraining.py)."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    width = 16
+    for stage, channels in enumerate((16, 32, 64)):
+        for block in range(3):
+            layers.append(_ResidualBlock(width, channels, 2 if stage > 0 and block == 0 else 1))
+            width = channels
+    return Classifier(nn.Sequential(*layers), width, num_classes, dropout)
+
+
 @dataclass(frozen=True)
 class TorchvisionNet:
     """A torchvision classifier as a Classifier: its constructor and ImageNet weights (names in

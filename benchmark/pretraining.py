@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 PRETRAIN_VERSION = 1
 
-#: the models this module can pretrain (the quick profile's small cnns)
-PRETRAINABLE = ("cnn", "cnn_small")
+#: the models this module can pretrain (the quick profile's small cnns, and the verdict study's ResNet-20)
+PRETRAINABLE = ("cnn", "cnn_small", "resnet20")
 
 
 @dataclass(frozen=True)

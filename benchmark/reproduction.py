@@ -37,6 +37,8 @@ def run_flags(selection: Selection, profile: Profile) -> str:
     flags = [f"--methods {','.join(selection.methods)}", f"--datasets {','.join(selection.datasets)}",
              f"--domains {selection.domains}", f"--attacks {','.join(selection.attacks) or 'none'}",
              f"--eps {','.join(f'{e:g}' for e in selection.eps)}"]
-    if selection.profile.model != profile.model:
+    if selection.profile.setting is not None:
+        flags.append(f"--setting {selection.profile.setting}")
+    elif selection.profile.model != profile.model:
         flags.append(f"--model {selection.profile.model}")
     return " ".join(flags)

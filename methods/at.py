@@ -13,10 +13,10 @@ from torch import Tensor
 
 from benchmark.models import Classifier
 from methods.base import Method, register_method
-from methods.egat import TRAINING_PGD, TRAINING_PGD_ALPHA_RANGE, MethodRandomness, TrainingPGD
+from methods.egat import TRAINING_PGD, MethodRandomness, TrainingPGD
 
 
-@register_method("at", display="AT (Madry)", hparams=TRAINING_PGD, search={"pgd_alpha_ratio": TRAINING_PGD_ALPHA_RANGE})
+@register_method("at", display="AT (Madry)", hparams=TRAINING_PGD)
 class AT(Method):
     """Madry PGD-AT: the loss is CE on PGD examples only (hparams pgd_eps, pgd_steps, pgd_alpha_ratio)."""
 

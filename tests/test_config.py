@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from benchmark.config import PROFILES, AttackSetting, parse_hparam_overrides
+from benchmark.config import PROFILES, SETTINGS, AttackSetting, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.jobs import EvalJob, make_train_job
 from benchmark.registry import UserError
@@ -33,7 +33,8 @@ def test_cli_overrides_are_typed_like_their_defaults():
 def test_profile_overrides_apply_before_cli_overrides():
     quick, paper = PROFILES.get("quick"), PROFILES.get("paper")
     assert method_hparams("egat", paper)["pgd_steps"] == 10
-    assert method_hparams("egat", quick)["pgd_steps"] == quick.training_pgd["pgd_steps"]
+    assert method_hparams("egat", quick)["pgd_steps"] == 10
+    assert method_hparams("egat", SETTINGS.get("short-attack").apply(quick))["pgd_steps"] == 3
     assert method_hparams("egat", quick, {"pgd_steps": "10"})["pgd_steps"] == 10
 
 
@@ -53,12 +54,39 @@ def test_a_new_data_version_changes_the_job_key(monkeypatch):
     assert make_train_job(quick, "digits", "day", "erm", 0).key != before
 
 
-def test_quick_training_pgd_keeps_the_papers_total_step_length():
-    quick, paper = method_hparams("egat", PROFILES.get("quick")), method_hparams("egat", PROFILES.get("paper"))
-    for method in ("at", "egat-sg", "egat-golden"):
-        assert method_hparams(method, PROFILES.get("quick"))["pgd_alpha_ratio"] == quick["pgd_alpha_ratio"]
-    total = quick["pgd_steps"] * quick["pgd_alpha_ratio"]
-    assert total == pytest.approx(paper["pgd_steps"] * paper["pgd_alpha_ratio"]) == pytest.approx(2.5)
+def test_quick_profile_trains_on_the_papers_attack_and_no_sweep_searches_it():
+    """The training attack defines AT and EGAT: every profile trains on the paper's PGD-10 of eps/4, tuned values
+    cannot change it (a sweep would favour the weakest attack), and only the short-attack setting keeps v3's."""
+    paper = PROFILES.get("paper")
+    for method in ("at", "egat", "egat-advce", "egat-sg", "egat-golden"):
+        assert not {"pgd_eps", "pgd_steps", "pgd_alpha_ratio"} & set(METHODS.get(method).search_space("quick"))
+        for profile in (PROFILES.get("quick"), paper):
+            training = method_hparams(method, profile)
+            assert (training["pgd_eps"], training["pgd_steps"], training["pgd_alpha_ratio"]) == (0.02, 10, 0.25)
+        job = make_train_job(PROFILES.get("quick"), "shapes", "studio", method, 0)
+        assert (job.hparams["pgd_steps"], job.hparams["pgd_alpha_ratio"]) == (10, 0.25), method
+    short = method_hparams("at", SETTINGS.get("short-attack").apply(PROFILES.get("quick")))
+    assert (short["pgd_steps"], short["pgd_alpha_ratio"]) == (3, 2.5 / 3)
+
+
+def test_a_study_setting_shares_the_jobs_it_does_not_change_and_names_itself_in_the_others():
+    quick = PROFILES.get("quick")
+    grid = ("erm", "dre", "ign", "at", "egat", "egat-noegl", "egat-advce", "egat-noat")
+    changed = {"short-attack": {"at", "egat", "egat-noegl", "egat-advce", "egat-noat"}, "budget": set(grid),
+               "resnet": set(grid)}
+    assert SETTINGS.get("quick").apply(quick) is quick
+    for name in changed:
+        profile = SETTINGS.get(name).apply(quick)
+        for method in grid:
+            job, own = (make_train_job(p, "shapes", "studio", method, 0) for p in (profile, quick))
+            if method in changed[name]:
+                assert job.key != own.key and job.config()["setting"] == name, (name, method)
+            else:
+                assert job.key == own.key and "setting" not in job.config() and job.profile is quick, (name, method)
+    assert SETTINGS.get("budget").apply(quick).steps == 4 * quick.steps
+    assert SETTINGS.get("resnet").apply(quick).model == "resnet20"
+    with pytest.raises(UserError, match="unknown setting 'nope'; valid choices: quick, short-attack"):
+        SETTINGS.get("nope")
 
 
 def test_parse_hparam_overrides():

@@ -29,7 +29,7 @@ from benchmark.reproduction import grids_of, has_pending, run_flags
 from benchmark.selection import parse_seeds
 
 #: `benchmark.run` flags that choose a selection: an artefact's grids set them
-SELECTION_FLAGS = ("--methods", "--datasets", "--domains", "--attacks", "--eps", "--model", "--list")
+SELECTION_FLAGS = ("--methods", "--datasets", "--domains", "--attacks", "--eps", "--model", "--setting", "--list")
 
 
 def parser() -> argparse.ArgumentParser:
