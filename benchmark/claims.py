@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import artefacts, tables
+from benchmark import artefacts, study, tables
 from benchmark.artefacts import ARTEFACTS, Artefact, RenderRequest
 from benchmark.display_catalog import Catalog
 from benchmark.metrics import METRICS
@@ -52,6 +52,7 @@ from benchmark.verdicts import (
     MARGIN,
     NOT_RUN,
     PASS,
+    RANK_MARGIN,
     SUPPORTED,
     UNIT,
     Check,
@@ -65,8 +66,6 @@ from benchmark.verdicts import (
     verdict,
 )
 
-#: margin of the rank claims (mean rank and rank variance), in ranks
-RANK_MARGIN = 0.25
 #: the paper's per-epoch training-time increase of EGAT (Sec. V-I)
 PAPER_OVERHEAD = 0.16
 
@@ -378,7 +377,8 @@ def render_claims(results: Results, out: str | Path) -> Path:
     """Write claims.md and return its path."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(claims_markdown(results, check_claims(results)), encoding="utf-8")
+    text = claims_markdown(results, check_claims(results)) + "\n".join(study.claims_section(results)) + "\n"
+    path.write_text(text, encoding="utf-8")
     return path
 
 

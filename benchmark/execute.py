@@ -16,6 +16,7 @@ from benchmark.config import Profile
 from benchmark.estimate import (
     PROBE_STEPS,
     estimate_job_seconds,
+    makespan,
     planned_time,
     pretraining_seconds,
     resource_seconds,
@@ -43,10 +44,38 @@ class Launch:
 
 
 def grid_headline(plan: Plan) -> str:
-    """`plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate, 0 to evaluate` (the grid's plan line)."""
+    """`plan: 16 jobs (quick profile): 0 done, 16 to train and evaluate, 0 to evaluate` (the grid's plan line; a
+    study setting's grid names it: `quick profile, setting budget`)."""
     jobs = plan.done + plan.pending
-    return (f"plan: {len(jobs)} jobs ({jobs[0].train.profile.name} profile): {len(plan.done)} done, "
+    profile = jobs[0].train.profile
+    setting = "".join(sorted({f", setting {j.train.profile.setting}" for j in jobs if j.train.profile.setting}))
+    return (f"plan: {len(jobs)} jobs ({profile.name} profile{setting}): {len(plan.done)} done, "
             f"{len(plan.to_train)} to train and evaluate, {len(plan.to_evaluate)} to evaluate")
+
+
+def plan_grids(grids: Sequence[Sequence[EvalJob]], launch: Launch) -> str:
+    """The plan line of grids run one after the other (an artefact's): their jobs, each once (a job an earlier grid
+    runs is done when a later one starts), and the sum of the grids' times on the workers (each grid's makespan), with
+    what runs before the jobs; from the store as it is now (each grid prints its own line again when it starts)."""
+    options = launch.options
+    seen: set[str] = set()
+    pending: list[EvalJob] = []
+    distinct = 0
+    seconds = 0.0
+    for jobs in grids:
+        fresh = [job for job in jobs if job.key not in seen]
+        seen.update(job.key for job in jobs)
+        plan = make_plan(fresh, options.results_dir)
+        job_seconds, _ = estimate_job_seconds(plan, options.results_dir, data_root=options.data_root,
+                                              device=options.device)
+        seconds += makespan(job_seconds, options.workers) if launch.launcher != "local" else sum(job_seconds)
+        pending += plan.pending
+        distinct += len(fresh)
+    first = pretraining_seconds(_distinct(job.train.profile for job in pending)) + sum(
+        resource_seconds(pending, data_root=options.data_root, device=options.device).values())
+    where = "in this process" if launch.launcher == "local" else f"on {options.workers} workers ({launch.launcher})"
+    return (f"plan of {len(grids)} grids: {distinct} distinct jobs, {len(pending)} to run; estimated "
+            f"{(seconds + first) / 60:.1f} min {where}, one grid after the other")
 
 
 def execute(jobs: Sequence[EvalJob], launch: Launch, *, headline: Callable[[Plan], str] = grid_headline,

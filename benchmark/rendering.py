@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark import claims, figures, tables  # noqa: F401  (they declare the artefacts)
+from benchmark import claims, figures, study, tables  # noqa: F401  (they declare the artefacts)
 from benchmark.artefacts import ARTEFACTS, RenderRequest, artefact_order
 from benchmark.results import Results
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.config import PAPER_DATASET_NAMES, PAPER_ROLES, PROFILES, Profile
+from benchmark.config import PAPER_DATASET_NAMES, PAPER_ROLES, PROFILES, SETTINGS, Profile
 from benchmark.display_catalog import Catalog
 from benchmark.fingerprint import record_is_current
 from benchmark.flags import masking_flags
@@ -36,6 +36,33 @@ def standard_error(values: Iterable[float]) -> float:
     """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(n); NaN below two values."""
     arr = np.asarray(list(values), dtype=float)
     return float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else math.nan
+
+
+def setting_of(record: dict[str, Any]) -> str | None:
+    """The study setting a record's training was made under (benchmark/config.py SETTINGS), None for its profile's
+    own jobs (among them the jobs a setting shares with it)."""
+    return record.get("config", {}).get("train", {}).get("setting")
+
+
+def _reaches(profile: Profile, train: dict[str, Any]) -> bool:
+    """Whether what a study setting changes (profile against profile.reference) reaches a job of the reference with
+    this train config: a training setting (steps, model, ...) reaches every job, the training PGD the methods that
+    train on it (their hyperparameters have its keys), as benchmark/jobs.py make_train_job decides."""
+    reference = profile.reference
+    if profile.train_settings() != reference.train_settings():
+        return True
+    return profile.training_pgd != reference.training_pgd and bool(set(profile.training_pgd)
+                                                                   & set(train.get("hparams", {})))
+
+
+def of_profile(records: Iterable[dict[str, Any]], profile: Profile) -> list[dict[str, Any]]:
+    """The eval records of `profile`: under a study setting, its own and those of the reference's jobs it does not
+    change (they are shared: benchmark/jobs.py); else the profile's own, never a setting's."""
+    if profile.setting is None:
+        return [r for r in records if setting_of(r) is None]
+    return [r for r in records if setting_of(r) == profile.setting
+            or setting_of(r) is None and profile.reference is not None
+            and not _reaches(profile, r.get("config", {}).get("train", {}))]
 
 
 def _model(record: dict[str, Any]) -> str:
@@ -163,16 +190,21 @@ class Results:
     #: record files left out as invalid (not JSON, a required field missing, another profile's: benchmark/store.py),
     #: one line each naming the file
     invalid: tuple[str, ...] = ()
+    #: every eval record read and the train records' weights digests, whichever setting they belong to (`under`)
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    train_weights: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile, catalog: Catalog | None = None,
                      *, allow_stale: bool = False, train_weights: dict[str, str] | None = None) -> Results:
-        """Results of these records under `profile`; `catalog` defaults to the built-in registries' one. Records
-        whose code fingerprint differs from the current code, or (given `train_weights`, train key -> its record's
-        weights digest) that evaluated weights other than their train record's, are left out unless
-        `allow_stale`."""
+        """Results of these records under `profile` (of its study setting only: `Profile.setting`, None for the
+        profile's own records, so that a setting's records never enter the profile's tables); `catalog` defaults to
+        the built-in registries' one. Records whose code fingerprint differs from the current code, or (given
+        `train_weights`, train key -> its record's weights digest) that evaluated weights other than their train
+        record's, are left out unless `allow_stale`."""
         profile = PROFILES.get(profile) if isinstance(profile, str) else profile
-        evals = [r for r in records if r.get("kind", "eval") == "eval"]
+        records = [r for r in records if r.get("kind", "eval") == "eval"]
+        evals = of_profile(records, profile)
         current = [r for r in evals if record_is_current(r) and _of_recorded_weights(r, train_weights or {})]
         runs, notes = merge_runs(evals if allow_stale else current)
         for run in runs:  # a merged run's flags see every attack of its records
@@ -181,7 +213,13 @@ class Results:
                 masking["flags"] = masking_flags(run["metrics"], table_eps=profile.table_eps,
                                                  large_eps=masking["large_eps"])
         return cls(profile, runs, notes, observations(runs), catalog or Catalog.builtin(), len(evals) - len(current),
-                   allow_stale)
+                   allow_stale, records=records, train_weights=dict(train_weights or {}))
+
+    def under(self, setting: str) -> Results:
+        """The results of the same records under a study setting of this profile (benchmark/config.py SETTINGS): its
+        jobs' records, and the profile's own for the jobs it shares."""
+        return Results.from_records(self.records, SETTINGS.get(setting).apply(self.profile), self.catalog,
+                                    allow_stale=self.allow_stale, train_weights=self.train_weights)
 
     @classmethod
     def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None, *,

@@ -34,6 +34,8 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "SUPPORTED", "CONTRADICTED", "I
 PASS, FAIL = "PASS", "FAIL"
 #: non-inferiority margin of ">=" rules, in accuracy points
 MARGIN = 1.0
+#: margin of the rank rules (a mean rank or a rank variance lower than another's), in ranks
+RANK_MARGIN = 0.25
 #: two-sided level of the intervals; each one-sided test runs at LEVEL / 2
 LEVEL = 0.05
 #: a unit of a paired comparison

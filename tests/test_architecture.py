@@ -176,8 +176,8 @@ def test_artefacts_declare_their_grids_once():
     import benchmark.rendering  # noqa: F401  (imports every module that declares an artefact)
     from benchmark.config import PROFILES
 
-    assert artefact_order() == ["table1", "table2", "table3", "table4", "table5", "fig2", "fig3", "fig4", "fig5",
-                                "claims"]
+    assert artefact_order() == ["table1", "table2", "table3", "table4", "table5", "table6", "fig2", "fig3", "fig4",
+                                "fig5", "fig6", "claims"]
     quick = PROFILES.get("quick")
     fig3 = ARTEFACTS.get("fig3").selections(quick)
     assert fig3[0].methods == (*MAIN_METHODS, "at") and fig3[0].profile == quick

@@ -171,6 +171,7 @@ def test_erm_trains_evaluates_writes_records_and_resumes(tmp_path, run_main, mon
         (("--hparams", "erm.x=1"), "unknown hyperparameter 'x' for method erm; valid choices: none"),
         (("--hparams", "lambda=1"), "malformed hyperparameter 'lambda=1': expected METHOD.KEY=VALUE"),
         (("--model", "vgg"), "unknown model 'vgg'; valid choices: cnn"),
+        (("--setting", "huge"), "unknown setting 'huge'; valid choices: quick, short-attack, budget, resnet"),
         (("--workers", "0"), "--workers must be >= 1, got 0"),
         (("--workers", "-2"), "--workers must be >= 1, got -2"),
         (("--workers", "999"), "--workers 999 is more than the"),

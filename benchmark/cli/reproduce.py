@@ -22,7 +22,7 @@ from benchmark.arguments import (
 from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.cli import render
 from benchmark.config import parse_hparam_overrides
-from benchmark.execute import execute
+from benchmark.execute import execute, plan_grids
 from benchmark.grid import build_jobs
 from benchmark.registry import UserError, report
 from benchmark.reproduction import grids_of, has_pending, run_flags
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": parse_seeds(args.seeds) if args.seeds is not None else profile.seeds}
         grids = [replace(selection, **user) for selection in grids_of(targets, profile)]
         launch = launch_from_args(args, plugins)
+        if len(grids) > 1:
+            print(f"== {args.target}: {plan_grids([build_jobs(s) for s in grids], launch)}", flush=True)
         for selection in grids:
             print(f"== {args.target}: {run_flags(selection, profile)}", flush=True)
             execute(build_jobs(selection), launch, summarize=True)
