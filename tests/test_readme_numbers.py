@@ -81,3 +81,37 @@ def test_a_retyped_cell_is_caught(tmp_path):
 @pytest.mark.parametrize("cell, values", [("91.25", [(91.25, 2)]), ("3.1 ± 0.4", [(3.1, 1), (0.4, 1)])])
 def test_cells_parse_with_their_decimals(cell, values):
     assert cell_values(cell) == values
+
+
+#: README's quote of Table VI's verdict lines: the marker, then one `- ` line per verdict
+VERDICTS = re.compile(r"<!-- verdicts quoted from (\S+) -->\n((?:- .*\n)+)")
+
+
+def verdict_mismatches(readme: str, root: Path) -> list[str]:
+    """The quoted verdict lines that are not, in order, the verdict notes of the table they are quoted from."""
+    wrong = []
+    for match in VERDICTS.finditer(readme):
+        notes = [line.removeprefix("- note: verdicts: ") for line in (root / match.group(1)).read_text().splitlines()
+                 if line.startswith("- note: verdicts: ")]
+        quoted = [line.removeprefix("- ") for line in match.group(2).splitlines()]
+        if quoted != notes:
+            wrong.append(f"{match.group(1)}: README quotes {len(quoted)} lines, the table has {len(notes)}; first "
+                         f"differing: {next((q for q, n in zip(quoted, notes, strict=False) if q != n), '(count)')}")
+    return wrong
+
+
+def test_readme_quotes_table6s_verdict_lines_once_it_is_committed():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table6 = ROOT / "results" / "quick" / "tables" / "table6.md"
+    quotes = [match.group(1) for match in VERDICTS.finditer(readme)]
+    assert quotes == (["results/quick/tables/table6.md"] if table6.is_file() else []), quotes
+    assert not verdict_mismatches(readme, ROOT)
+
+
+def test_a_retyped_verdict_line_is_caught(tmp_path):
+    (tmp_path / "t6.md").write_text("# Table VI\n- note: verdicts: claim 1a, shapes: quick SUPPORTED: **stable**\n"
+                                    "- note: verdicts: claim 1a, digits: quick CONTRADICTED: **stable**\n")
+    quote = "<!-- verdicts quoted from t6.md -->\n- claim 1a, shapes: quick SUPPORTED: **stable**\n{}"
+    assert not verdict_mismatches(quote.format("- claim 1a, digits: quick CONTRADICTED: **stable**\n"), tmp_path)
+    assert verdict_mismatches(quote.format("- claim 1a, digits: quick SUPPORTED: **stable**\n"), tmp_path)
+    assert verdict_mismatches(quote.format(""), tmp_path)
