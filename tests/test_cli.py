@@ -70,7 +70,8 @@ def test_list_prints_every_registry(run_main):
     assert out.returncode == 0
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
     assert set(lines) == {"methods", "attacks", "attack lists", "explainers", "datasets", "models", "launchers",
-                          "profiles", "metrics"}
+                          "profiles", "settings", "metrics"}
+    assert lines["settings"].startswith("quick (the profile itself (the reference)); short-attack (AT and the EGAT")
     assert lines["attack lists"].startswith(
         "all (every attack above, plugins' included), paper (fgsm, mifgsm, pgd, sca), none (alone)")
     assert "erm" in lines["methods"] and "pgd" in lines["attacks"] and "gradcam" in lines["explainers"]

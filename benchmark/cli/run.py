@@ -19,7 +19,7 @@ from benchmark.arguments import (
     profile_from_args,
     run_plugins,
 )
-from benchmark.config import PROFILES, parse_hparam_overrides
+from benchmark.config import PROFILES, SETTINGS, parse_hparam_overrides
 from benchmark.data import DATASETS
 from benchmark.execute import execute
 from benchmark.explain import EXPLAINERS
@@ -50,8 +50,8 @@ def parser() -> argparse.ArgumentParser:
 
 def print_registries() -> None:
     """Every registry's names; attacks with their cost relative to PGD-10 (standard, and per profile where a
-    profile runs them with other parameters), then what `--attacks` also takes; then the metrics as declared
-    (benchmark/metrics.py)."""
+    profile runs them with other parameters), then what `--attacks` also takes; the study settings; then the
+    metrics as declared (benchmark/metrics.py)."""
     for title, registry in REGISTRIES.items():
         if registry is ATTACKS:
             print(f"{title}: " + ", ".join(f"{name} ({attack_cost_text(name)})" for name in registry.names()))
@@ -60,6 +60,7 @@ def print_registries() -> None:
                   + ", none (alone); the others combine with names, e.g. paper,aa")
         else:
             print(f"{title}: {', '.join(registry.names())}")
+    print("settings: " + "; ".join(f"{name} ({SETTINGS.get(name).description})" for name in SETTINGS.names()))
     declared = [METRICS.get(name) for name in METRICS]
     print("metrics: " + ", ".join(f"{m.name} ({m.description()}{'; ' + attack_cost_text(m.attack) if m.attack else ''})"
                                   for m in declared))
