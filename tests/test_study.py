@@ -136,6 +136,7 @@ def test_reproduce_table6_prints_the_whole_plan_and_each_settings_grid(tmp_path,
     monkeypatch.setattr(execute, "estimate_job_seconds", lambda plan, *a, **k: ([60.0] * len(plan.pending), []))
     monkeypatch.setattr(execute, "pretraining_seconds", lambda profiles: 0.0)
     monkeypatch.setattr(execute, "resource_seconds", lambda jobs, **k: {})
+    monkeypatch.setattr(execute, "load_dataset_for", lambda *a: None)  # the data folder check: built-in data
     assert reproduce.main(["table6", "--dry-run", "--results-dir", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("== table6: plan of 4 grids: 174 distinct jobs, 174 to run; estimated 87.0 min on 2 workers "
