@@ -355,7 +355,7 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
              "built-in benchmarks: not the paper's numbers")
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 1.2 + 0.62 * len(checks)),
                              squeeze=False)
-    offsets = {s: (i - (len(STUDY_SETTINGS) - 1) / 2) * 0.18 for i, s in enumerate(STUDY_SETTINGS)}
+    offsets = {s: ((len(STUDY_SETTINGS) - 1) / 2 - i) * 0.18 for i, s in enumerate(STUDY_SETTINGS)}  # quick on top
     markers = dict(zip(STUDY_SETTINGS, MARKERS, strict=False))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         part = points[points["dataset"] == dataset]
@@ -376,9 +376,9 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=s) for s in STUDY_SETTINGS]
     handles += [plt.Line2D([], [], color=c, linewidth=2, label=s.lower()) for s, c in STATUS_COLORS.items()]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles))
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save_png(fig, out)
 
 
