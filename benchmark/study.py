@@ -78,9 +78,8 @@ def study_cells(results: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=["dataset", "train_domain", "test_domain", "seed", "method", "metric", "value"])
     firsts = {d: first_domain(results, d) for d in set(obs["dataset"])}
     obs = obs[obs["method"].isin(STUDY_METHODS) & (obs["train_domain"] == obs["dataset"].map(firsts))]
-    restricted = Results(results.profile, results.runs, results.notes, obs, results.catalog)
-    names = [name for name, _ in COLUMNS if name != "ood"] + ["Comp", "Suff"]
-    own = in_domain_obs(restricted, STUDY_METHODS, names)
+    own = in_domain_obs(results, STUDY_METHODS, [name for name, _ in COLUMNS if name != "ood"] + ["Comp", "Suff"])
+    own = own[own["train_domain"] == own["dataset"].map(firsts)]
     other = obs[(obs["metric"] == "cAcc") & (obs["test_domain"] != obs["train_domain"])]
     mean_ood = (other.groupby(["dataset", "train_domain", "method", "seed"], sort=False)["value"].mean()
                 .reset_index().assign(metric="ood"))
