@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point: creates .venv and installs the project on first use, then runs a target.
 #   ./reproduce.sh test                 ruff + the whole test suite (one pytest worker per core)
-#   ./reproduce.sh table1|table2|table3|table4|table5|fig2|fig3|fig4|fig5|claims|all [flags]
+#   ./reproduce.sh table1|...|table6|fig2|...|fig6|claims|all [flags]
 #                                       run the grid a table/figure needs, then render it under results/
 #                                       (a plugin's artefact too: ./reproduce.sh NAME --plugins FILE)
 #   ./reproduce.sh run [run flags]      the grid: python -m benchmark.run [flags] (e.g. --methods erm,egat)
@@ -55,7 +55,7 @@ case "$target" in
         done
         ;;
     ""|-h|--help)
-        echo "usage: ./reproduce.sh table1..table5|fig2..fig5|claims|all|test|run|samples|cards [flags]" >&2
+        echo "usage: ./reproduce.sh table1..table6|fig2..fig6|claims|all|test|run|samples|cards [flags]" >&2
         exit 2
         ;;
     *)  # an artefact: benchmark.reproduce names the valid ones when it is unknown

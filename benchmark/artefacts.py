@@ -89,6 +89,8 @@ class Artefact:
     numeral: str | None = None
     #: whether render's --methods replaces `methods`
     custom_methods: bool = False
+    #: other artefacts drawn from this one's grids, which `./reproduce.sh NAME` renders with it (Table VI: Fig. 6)
+    companions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

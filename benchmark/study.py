@@ -395,5 +395,6 @@ def _render_figure(results: Results, artefact: Artefact, request: RenderRequest)
 
 #: the study's grid: each setting, Table VI's methods, the first domain of each dataset, Table I's evaluation
 STUDY_GRIDS = tuple(Grid(domains="0", setting=name) for name in STUDY_SETTINGS)
-ARTEFACTS.add("table6", Artefact("table6", "table", STUDY_METHODS, _render_table, STUDY_GRIDS, table6))
+ARTEFACTS.add("table6", Artefact("table6", "table", STUDY_METHODS, _render_table, STUDY_GRIDS, table6,
+                                 companions=("fig6",)))
 ARTEFACTS.add("fig6", Artefact("fig6", "figure", STUDY_METHODS, _render_figure, STUDY_GRIDS))

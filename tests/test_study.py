@@ -146,3 +146,15 @@ def test_reproduce_table6_prints_the_whole_plan_and_each_settings_grid(tmp_path,
         " 48 jobs (quick profile)", " 48 jobs (quick profile, setting short-attack)",
         " 48 jobs (quick profile, setting budget)", " 48 jobs (quick profile, setting resnet)"]
     assert "--setting resnet" in out[-2] and not any(tmp_path.iterdir())
+
+
+def test_reproduce_table6_renders_fig6_and_the_claims_with_it(tmp_path, monkeypatch):
+    from benchmark.cli import render, reproduce
+
+    monkeypatch.setattr(reproduce, "execute", lambda jobs, launch, **k: None)
+    monkeypatch.setattr(reproduce, "plan_grids", lambda grids, launch: "plan")
+    monkeypatch.setattr(reproduce, "has_pending", lambda selection, results_dir: False)
+    rendered = []
+    monkeypatch.setattr(render, "main", lambda argv: rendered.append(argv) or 0)
+    assert reproduce.main(["table6", "--results-dir", str(tmp_path)]) == 0
+    assert rendered[0][-2:] == ["--only", "table6,fig6,claims"]

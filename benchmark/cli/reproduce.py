@@ -1,8 +1,9 @@
 """The reproduce command: python -m benchmark.reproduce (an alias of this module)
-table1|table2|table3|table4|table5|fig2|fig3|fig4|fig5|all [run flags].
+table1|...|table6|fig2|...|fig6|all [run flags].
 
 Runs the target artefacts' grids (benchmark/reproduction.py) one after the other, printing each as the
-`benchmark.run` flags that select it, then renders the target and the claims (the render command).
+`benchmark.run` flags that select it (several grids: first one plan line for all of them), then renders the target,
+the artefacts drawn from its grids (`Artefact.companions`: Table VI's Fig. 6) and the claims (the render command).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--profile", args.profile, "--results-dir", args.results_dir]
     common += ["--data-root", args.data_root] if args.data_root else []
     common += ["--plugins", args.plugins] if args.plugins else []
-    only = ["--only", "all" if args.target == "all" else ",".join(dict.fromkeys([args.target, "claims"]))]
+    companions = () if args.target == "all" else ARTEFACTS.get(args.target).companions
+    only = ["--only", "all" if args.target == "all" else ",".join(dict.fromkeys([args.target, *companions, "claims"]))]
     return render.main([*common, *only])
 
 
