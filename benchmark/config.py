@@ -30,10 +30,16 @@ class AttackSetting:
     images: int | None = None
     #: the same on a model that trains on PGD (robust points cost an attack more); None: `cost`
     robust_cost: float | None = None
+    #: the part of `cost` (first) and of `robust_cost` (second) that is the evaluation's convergence check of this
+    #: attack (benchmark/evaluate.py convergence_check), as the check's seconds over the attack's own: the check runs
+    #: once per evaluation, at the table eps, while the attack runs at every eps of the grid
+    check_ratio: tuple[float, float] = (0.0, 0.0)
 
-    def cost_on(self, *, robust: bool) -> float:
-        """The per-image cost on a model trained on PGD (`robust`) or not."""
-        return self.robust_cost if robust and self.robust_cost is not None else self.cost
+    def cost_on(self, *, robust: bool, check: bool = True) -> float:
+        """The per-image cost on a model trained on PGD (`robust`) or not, with its convergence check (`check`: at the
+        table eps) or without it (at any other eps)."""
+        cost = self.robust_cost if robust and self.robust_cost is not None else self.cost
+        return cost if check else cost / (1 + self.check_ratio[robust])
 
     def __post_init__(self) -> None:
         if self.images is not None and (isinstance(self.images, bool) or not isinstance(self.images, int)
@@ -135,6 +141,10 @@ QUICK_SQUARE_QUERIES = 100
 #: that does not train on PGD and on one that does; Square alone at 100 queries at its no-break bound (0.049 x PGD-10
 #: per query, perf/worst_case_cost.py)
 AA_COST, AA_ROBUST_COST, SQUARE_COST = 27.5, 125.4, 4.9
+#: of those aa costs, the convergence check's seconds over aa's own (README "Is the worst case converged?", its last
+#: column: the mean over the same 14 models that do not train on PGD and the 6 that do): the check runs once, at the
+#: table eps, so an eps grid without it costs aa alone (benchmark/estimate.py attack_eps_cost)
+AA_CHECK_RATIO = (0.332, 0.518)
 #: The share of an independent run's points (the clean-correct ones) robust at every eps <= the key: what a chained
 #: attack (attacks/base.py) still attacks at the eps after it, so the estimate's cost of that eps is the attack's
 #: per-image cost times this share (benchmark/estimate.py chain_survival), on a model that does not (False) and one
@@ -158,7 +168,7 @@ QUICK_WORST_CASE = {
                             "Square's no-break bound, 0.049 x PGD-10 per query (perf/worst_case_cost.py), "
                             + _SAME_IMAGES, images=QUICK_AA_IMAGES),
     "aa": AttackSetting({"n_queries": QUICK_SQUARE_QUERIES}, AA_COST, _QUICK_AA_WHY, images=QUICK_AA_IMAGES,
-                        robust_cost=AA_ROBUST_COST),
+                        robust_cost=AA_ROBUST_COST, check_ratio=AA_CHECK_RATIO),
 }
 
 PROFILES.add("quick", Profile(

@@ -56,7 +56,8 @@ BUILT_IN_TEST_IMAGES = round(SPLIT_FRACTIONS[2] * IMAGES_PER_DOMAIN)
 
 def masking_probe_cost(profile: Profile, attacks: Sequence[str], eps: Sequence[float]) -> float:
     """The masking probe's PGD-10 runs in PGD-10 units (a PGD-10 over the whole test split = 1), on its probe images'
-    share of the split; the worst case's convergence check is counted in aa's declared cost (config.AttackSetting)."""
+    share of the split; the worst case's convergence check is counted in aa's cost at the table eps
+    (config.AttackSetting.check_ratio, attack_eps_cost)."""
     grid_pgd = "pgd" in attacks
     runs = 1 + (not grid_pgd) + (not grid_pgd or eps_label(profile.large_eps) not in {eps_label(e) for e in eps})
     share = 1.0 if profile.probe_images is None else min(1.0, profile.probe_images / BUILT_IN_TEST_IMAGES)
@@ -75,17 +76,18 @@ def chain_survival(eps: float, *, robust: bool) -> float:
 
 def attack_eps_cost(attack: str, eps: float, grid: Sequence[float], profile: Profile, *, robust: bool) -> float:
     """The cost of one attack at one eps > 0 of a job's eps `grid` (PGD-10 over the whole test split = 1). An attack
-    the profile sets costs its setting's per-image cost, on a model trained on PGD (`robust`) or not, times the share
-    of the test split it attacks; any other its declared cost (an attack no longer registered, in an old record,
-    PGD-10's). A chained attack (attacks/base.py) at an eps that is neither the grid's first eps > 0 nor the table
-    eps attacks only the points robust at the eps before it: times their share (chain_survival)."""
+    the profile sets costs its setting's per-image cost, on a model trained on PGD (`robust`) or not, with its
+    convergence check at the table eps only (where the evaluation runs it, once), times the share of the test split
+    it attacks; any other its declared cost (an attack no longer registered, in an old record, PGD-10's). A chained
+    attack (attacks/base.py) at an eps that is neither the grid's first eps > 0 nor the table eps attacks only the
+    points robust at the eps before it: times their share (chain_survival)."""
     spec = ATTACKS.get(attack) if attack in ATTACKS else None
     setting = profile.attack_settings.get(attack)
     if setting is None:
         cost = 1.0 if spec is None else spec.cost
     else:
-        cost = setting.cost_on(robust=robust) * (1.0 if setting.images is None
-                                                 else min(1.0, setting.images / BUILT_IN_TEST_IMAGES))
+        cost = setting.cost_on(robust=robust, check=eps == profile.table_eps) * (
+            1.0 if setting.images is None else min(1.0, setting.images / BUILT_IN_TEST_IMAGES))
     attacked = sorted(e for e in grid if e > 0)
     if getattr(spec, "chained", False) and eps not in (attacked[0], profile.table_eps):
         cost *= chain_survival(attacked[attacked.index(eps) - 1], robust=robust)

@@ -138,6 +138,7 @@ def test_a_chained_attack_costs_less_at_the_eps_it_runs_on_survivors_only(monkey
         assert {attack_eps_cost("pgd", e, grid, QUICK, robust=robust) for e in grid[1:]} == {1.0}
     assert (attack_eps_cost("square", 0.04, grid, QUICK, robust=False)
             < attack_eps_cost("square", 0.04, grid, QUICK, robust=True))
+
     # a grid of its own: the eps before 0.05 is 0.015, between the declared 0.01 and 0.02
     share = chain_survival(0.015, robust=True)
     assert share == pytest.approx((CHAIN_SURVIVAL[True][0.01] + CHAIN_SURVIVAL[True][0.02]) / 2)
@@ -221,3 +222,14 @@ def test_the_first_stage_of_a_worst_case_the_job_runs_costs_nothing_more(tmp_pat
 
     assert seconds("apgd-ce", "aa") == pytest.approx(seconds("aa")) and seconds("apgd-ce") > 0
     assert seconds("apgd-t", "aa") > seconds("aa")
+
+
+def test_the_worst_case_convergence_check_is_counted_once_at_the_table_eps():
+    """aa's declared cost includes the evaluation's convergence check, which runs once, at the table eps: at the grid's
+    first eps (an independent run too) aa costs itself alone, the check's share less."""
+    aa = QUICK.attack_settings["aa"]
+    for robust in (False, True):
+        with_check = attack_eps_cost("aa", 0.02, EXTENDED_EPS_GRID, QUICK, robust=robust)
+        alone = attack_eps_cost("aa", 0.01, EXTENDED_EPS_GRID, QUICK, robust=robust)
+        assert with_check == pytest.approx(aa.cost_on(robust=robust) * aa.images / 1000)
+        assert alone == pytest.approx(with_check / (1 + aa.check_ratio[robust])) and alone < with_check
