@@ -193,6 +193,8 @@ class Results:
     #: every eval record read and the train records' weights digests, whichever setting they belong to (`under`)
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
     train_weights: dict[str, str] = field(default_factory=dict, repr=False)
+    #: `under`'s results, each setting's made once (a render reads them for several artefacts)
+    settings: dict[str, Results] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], profile: str | Profile, catalog: Catalog | None = None,
@@ -218,8 +220,11 @@ class Results:
     def under(self, setting: str) -> Results:
         """The results of the same records under a study setting of this profile (benchmark/config.py SETTINGS): its
         jobs' records, and the profile's own for the jobs it shares."""
-        return Results.from_records(self.records, SETTINGS.get(setting).apply(self.profile), self.catalog,
-                                    allow_stale=self.allow_stale, train_weights=self.train_weights)
+        if setting not in self.settings:
+            self.settings[setting] = Results.from_records(
+                self.records, SETTINGS.get(setting).apply(self.profile), self.catalog, allow_stale=self.allow_stale,
+                train_weights=self.train_weights)
+        return self.settings[setting]
 
     @classmethod
     def load(cls, results_dir: str | Path, profile: str, catalog: Catalog | None = None, *,

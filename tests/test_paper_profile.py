@@ -27,7 +27,7 @@ def test_paper_profile_runs_resnet50_on_a_vlcs_layout(tmp_path, capsys):
     results = tmp_path / "results"
     run = subprocess.run(
         [sys.executable, "-m", "benchmark.run", "--profile", "paper", "--datasets", "vlcs", "--domains", "Caltech101",
-         "--data-root", str(data), "--steps", "2", "--image-size", "64", "--attacks", "pgd",
+         "--data-root", str(data), "--steps", "2", "--image-size", "48", "--attacks", "pgd",
          "--eps", "0.02", "--device", "cpu", "--seeds", "0", "--results-dir", str(results), "--launcher", "local"],
         capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr
@@ -36,7 +36,7 @@ def test_paper_profile_runs_resnet50_on_a_vlcs_layout(tmp_path, capsys):
     train = record["config"]["train"]
     assert (record["profile"], record["dataset"], record["train_domain"]) == ("paper", "vlcs", "Caltech101")
     assert (train["model"], train["pretrained"], train["image_size"], train["batch_size"], train["lr"]) == (
-        "resnet50", True, 64, 32, 1e-4)
+        "resnet50", True, 48, 32, 1e-4)
     assert set(record["metrics"]["ood_cAcc"]) == {"LabelMe", "SUN09", "VOC2007"}
     assert set(record["metrics"]["aAcc"]["pgd"]) == {"0.02"}
     assert "VLCS" in record["data"]
