@@ -268,8 +268,7 @@ def vlcs_like_cells(ours: pd.DataFrame, results: Results) -> pd.DataFrame:
 def first_domain_cells(ours: pd.DataFrame, results: Results) -> pd.DataFrame:
     """Scope of Table III: the models trained on the VLCS-like dataset's first domain."""
     dataset = results.vlcs_like()
-    domains = list(results.catalog.datasets.get(dataset, ())) or results.domains(dataset)
-    return ours[(ours["dataset"] == dataset) & (ours["train_domain"] == (domains[:1] or [""])[0])]
+    return ours[(ours["dataset"] == dataset) & (ours["train_domain"] == results.first_domain(dataset))]
 
 
 @dataclass

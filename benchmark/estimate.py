@@ -35,6 +35,7 @@ from benchmark.jobs import (
 from benchmark.models import build_model
 from benchmark.numerics import job_numerics
 from benchmark.pretraining import DEFAULT_CONFIG, make_corpus, pretrained_path, uses_synthetic_pretraining
+from benchmark.results import setting_of
 from benchmark.store import Store, eps_label
 from benchmark.train import to_device, training_step
 from methods import METHODS
@@ -118,10 +119,7 @@ def _robust(method: str) -> bool:
 def _of_setting(records: Iterable[dict], profile: Profile) -> list[dict]:
     """The records of `profile`'s study setting (benchmark/config.py SETTINGS; None: the profile's own), whose model and
     budgets time its jobs."""
-    def setting(record: dict) -> str | None:
-        config = record["config"]
-        return config.get("train", config).get("setting")
-    return [r for r in records if setting(r) == profile.setting]
+    return [r for r in records if setting_of(r) == profile.setting]
 
 
 def _method_timings(store: Store, profile: Profile) -> dict[str, tuple[float, float]]:

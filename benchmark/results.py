@@ -40,8 +40,9 @@ def standard_error(values: Iterable[float]) -> float:
 
 def setting_of(record: dict[str, Any]) -> str | None:
     """The study setting a record's training was made under (benchmark/config.py SETTINGS), None for its profile's
-    own jobs (among them the jobs a setting shares with it)."""
-    return record.get("config", {}).get("train", {}).get("setting")
+    own jobs (among them the jobs a setting shares with it): a train record's config, or an eval record's `train`."""
+    config = record.get("config", {})
+    return config.get("train", config).get("setting")
 
 
 def _reaches(profile: Profile, train: dict[str, Any]) -> bool:
@@ -254,6 +255,11 @@ class Results:
         known = list(self.catalog.datasets.get(dataset, ()))
         seen = set(self.obs.loc[self.obs["dataset"] == dataset, ["train_domain", "test_domain"]].to_numpy().ravel())
         return known + sorted(seen - set(known))
+
+    def first_domain(self, dataset: str) -> str:
+        """The dataset's first domain in `domains` order ("" when it has none), where Table III and the verdict study
+        train."""
+        return (self.domains(dataset)[:1] or [""])[0]
 
     def vlcs_like(self) -> str:
         """The benchmark of Tables II-III: the profile's first dataset."""

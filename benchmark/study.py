@@ -34,7 +34,7 @@ from benchmark.config import SETTINGS
 from benchmark.display_catalog import Catalog
 from benchmark.figures import MARKERS
 from benchmark.plotting import plt, save_png
-from benchmark.results import Results, summarize
+from benchmark.results import Results, setting_of, summarize
 from benchmark.tables import competition_ranks, rank_summary
 from benchmark.tabulation import MISSING, Table, format_cell, in_domain_obs, write_table
 from benchmark.verdicts import (
@@ -64,11 +64,6 @@ COLUMNS = (("cAcc", "cAcc"), ("cAcc_cue_free", "cue-free cAcc"), ("ood", "mean O
 STABLE, UNSTABLE, INCOMPLETE = "stable", "NOT STABLE", "incomplete"
 
 
-def first_domain(results: Results, dataset: str) -> str:
-    """The dataset's first training domain (the registry's order), where the study trains."""
-    return (list(results.catalog.datasets.get(dataset, ())) or results.domains(dataset))[0]
-
-
 def study_cells(results: Results) -> pd.DataFrame:
     """Per (dataset, first domain, method, seed): Table VI's metrics as cells (UNIT + method, metric, value), plus
     Comp and Suff (black fill: claims.md's ablation rules) and the per-column OOD cAcc the rank check reads
@@ -76,7 +71,7 @@ def study_cells(results: Results) -> pd.DataFrame:
     obs = results.table_obs
     if obs.empty:
         return pd.DataFrame(columns=["dataset", "train_domain", "test_domain", "seed", "method", "metric", "value"])
-    firsts = {d: first_domain(results, d) for d in set(obs["dataset"])}
+    firsts = {d: results.first_domain(d) for d in set(obs["dataset"])}
     obs = obs[obs["method"].isin(STUDY_METHODS) & (obs["train_domain"] == obs["dataset"].map(firsts))]
     own = in_domain_obs(results, STUDY_METHODS, [name for name, _ in COLUMNS if name != "ood"] + ["Comp", "Suff"])
     own = own[own["train_domain"] == own["dataset"].map(firsts)]
@@ -218,7 +213,7 @@ def settings_results(results: Results) -> dict[str, Results]:
 def has_study_records(by_setting: dict[str, Results]) -> bool:
     """Whether any setting other than the reference has records of its own: without them there is nothing to
     compare, and Table VI and Fig. 6 are not drawn."""
-    return any(r.profile.setting is not None and any(run["config"]["train"].get("setting") for run in r.runs)
+    return any(r.profile.setting is not None and any(setting_of(run) for run in r.runs)
                for r in by_setting.values())
 
 
@@ -298,7 +293,7 @@ def table6(results: Results, *, methods: Sequence[str] | None = None, compare: b
                 if len(hit):
                     row = hit.iloc[0]
                     wide.loc[index, title] = format_cell(row["mean"], row["se"], row["n"]) + f" (n={row['n']})"
-        sections.append((f"{results.role(dataset)}, trained on {first_domain(results, dataset)}", wide))
+        sections.append((f"{results.role(dataset)}, trained on {results.first_domain(dataset)}", wide))
     notes = [f"setting {n}: {SETTINGS.get(n).description}; {_setting_runs(by_setting[n])}" for n in STUDY_SETTINGS]
     notes += ["hyperparameters: the committed tuned values (benchmark/tuned/) in every setting, no re-sweep; the "
               "settings were declared before any of their numbers were seen and not changed after",
@@ -308,7 +303,7 @@ def table6(results: Results, *, methods: Sequence[str] | None = None, compare: b
               "AOPC with blurred removal (Table V); mean ± SE over seeds (n)",
               *(f"verdicts: {line}" for line in verdict_lines(results))]
     runs = [run for found in by_setting.values() for run in found.runs
-            if run["method"] in methods and run["train_domain"] == first_domain(found, run["dataset"])]
+            if run["method"] in methods and run["train_domain"] == found.first_domain(run["dataset"])]
     return Table("table6", "Table VI: do the verdicts survive other budgets and a ResNet? (ours, not in the paper)",
                  frame, sections, notes, runs)
 

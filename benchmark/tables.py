@@ -210,8 +210,7 @@ def table3(results: Results, *, methods: Sequence[str] | None = None, compare: b
     domain of the VLCS-like benchmark and tested on every domain."""
     methods = _methods("table3", methods)
     dataset = results.vlcs_like()
-    domains = list(results.catalog.datasets.get(dataset, ())) or results.domains(dataset)
-    first = domains[0]
+    first = results.first_domain(dataset)
     obs = results.table_obs
     obs = obs[(obs["dataset"] == dataset) & (obs["train_domain"] == first) & obs["method"].isin(methods)
               & (obs["metric"] == "cAcc")]
