@@ -344,9 +344,10 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     points = forest_points(results)
     datasets = [d for d in results.profile.datasets if d in set(points["dataset"])]
     checks = [c for c in CHECKS if c.key in set(points["check"])]
-    title = ("Fig. 6 (ours, not in the paper): the study's checks per setting; difference and 95% t interval over "
-             f"seeds; black tick: the decision threshold; colour: the verdict\n{results.profile.name} profile, "
-             "built-in benchmarks: not the paper's numbers")
+    title = "\n".join(textwrap.wrap(  # one line per 85 characters a panel's 6.4 inches hold at 9 pt
+        "Fig. 6 (ours, not in the paper): the study's checks per setting; difference and 95% t interval over seeds; "
+        "black tick: the decision threshold; colour: the verdict", 85 * len(datasets))
+        + [f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"])
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 1.2 + 0.62 * len(checks)),
                              squeeze=False)
     offsets = {s: ((len(STUDY_SETTINGS) - 1) / 2 - i) * 0.18 for i, s in enumerate(STUDY_SETTINGS)}  # quick on top
@@ -370,9 +371,10 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=s) for s in STUDY_SETTINGS]
     handles += [plt.Line2D([], [], color=c, linewidth=2, label=s.lower()) for s, c in STATUS_COLORS.items()]
-    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles))
+    columns = min(len(handles), 4 * len(datasets))  # a legend row of 4 entries per panel fits its width
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=columns)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.05 * math.ceil(len(handles) / columns), 1, 1))
     return save_png(fig, out)
 
 

@@ -70,6 +70,23 @@ def test_table6_and_fig6_match_golden_files(results, tmp_path):
     assert written[2].stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("datasets", [("shapes",), ("shapes", "digits")])
+def test_fig6_keeps_its_title_and_legend_inside_the_figure(datasets, tmp_path, monkeypatch):
+    """A one-panel Fig. 6 (a one-dataset run, as issue 30's slice) once cut its title and legend at both edges."""
+    kept = Results.from_records([r for r in study_records() if r["dataset"] in datasets], PROFILE, allow_stale=True)
+    figures = []
+    monkeypatch.setattr(study, "save_png", lambda fig, out: figures.append(fig) or out)
+    study.figure6(kept, tmp_path / "fig6.png")
+    fig = figures[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(1)
+    texts = [*fig.texts, *(t for legend in fig.legends for t in legend.get_texts())]
+    assert texts and all(inside.contains(*t.get_window_extent(renderer).min)
+                         and inside.contains(*t.get_window_extent(renderer).max) for t in texts)
+    study.plt.close(fig)
+
+
 def test_a_settings_records_never_appear_in_table_1(results):
     assert {r["config"]["train"].get("setting") for r in results.runs} == {None}
     assert {r["config"]["train"]["steps"] for r in results.runs} == {400}  # budget's 1600 steps never win the unit
