@@ -17,7 +17,6 @@ Curves, points and panels without records are simply absent.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pandas as pd
 
 from benchmark import artefacts
 from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
-from benchmark.plotting import plt, save_png
+from benchmark.plotting import plt, save_png, wrap_title
 from benchmark.registry import UserError
 from benchmark.results import Results
 from benchmark.selection import PAPER_ATTACKS
@@ -129,10 +128,11 @@ def figure2(results: Results, out: str | Path, *, methods: Sequence[str] | None 
             ax.set_xticks(sorted(set(panel["eps"])))
             ax.tick_params(axis="x", labelsize=7)
             ax.set_xlabel("ε (L∞, pixel scale [0, 1])", fontsize=9)
-    footnote = "\n* fewer training domains than the best-covered method in some panel (mean over its own)"
-    fig.suptitle(f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains; shaded: the paper's "
-                 f"0-{PAPER_EPS_MAX:g} range, extended until undefended models reach about 0)\n{_subtitle(results)}"
-                 + (footnote if partial else ""), fontsize=11)
+    footnote = "* fewer training domains than the best-covered method in some panel (mean over its own)"
+    fig.suptitle(wrap_title([f"Fig. 2: accuracy under attack vs ε (mean over seeds and training domains; shaded: the "
+                             f"paper's 0-{PAPER_EPS_MAX:g} range, extended until undefended models reach about 0)",
+                             _subtitle(results), *([footnote] if partial else [])],
+                            fig.get_figwidth(), 11), fontsize=11)
     labels = [artefacts.label(results.catalog, m, "fig2") + ("*" if m in partial else "") for m in handles]
     fig.legend(handles.values(), labels, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False)
     # tight_layout leaves room for the suptitle itself; the legend's rows take fixed inches at the bottom
@@ -192,8 +192,8 @@ def figure3(results: Results, out: str | Path, *, methods: Sequence[str] | None 
         ax.margins(x=0.15, y=0.12)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Fig. 3: adversarial accuracy vs training time per epoch (red: Pareto-optimal)\n"
-                 f"{_subtitle(results)}", fontsize=11)
+    fig.suptitle(wrap_title(["Fig. 3: adversarial accuracy vs training time per epoch (red: Pareto-optimal)",
+                             _subtitle(results)], fig.get_figwidth(), 11), fontsize=11)
     fig.tight_layout()
     return save_png(fig, out)
 
@@ -339,7 +339,7 @@ def figure5(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     runs = results.runs_of(set(zip(points["dataset"], points["method"], strict=True)))
     lines = ["Fig. 5 (ours, not in the paper): worst-case robustness vs attention on the object, one point per "
              "training domain and seed", _subtitle(results), worst_case_note(results, runs)]
-    title = "\n".join(textwrap.fill(line, 66 * len(datasets)) for line in lines)  # ~66 characters fit a panel
+    title = wrap_title(lines, 5.2 * len(datasets), 10)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2 + 0.17 * title.count("\n")),
                              squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):

@@ -33,7 +33,7 @@ from benchmark.artefacts import ARTEFACTS, Artefact, Grid, RenderRequest
 from benchmark.config import SETTINGS
 from benchmark.display_catalog import Catalog
 from benchmark.figures import MARKERS
-from benchmark.plotting import plt, save_png
+from benchmark.plotting import plt, save_png, wrap_title
 from benchmark.results import Results, setting_of, summarize
 from benchmark.tables import competition_ranks, rank_summary
 from benchmark.tabulation import MISSING, Table, format_cell, in_domain_obs, write_table
@@ -344,10 +344,10 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     points = forest_points(results)
     datasets = [d for d in results.profile.datasets if d in set(points["dataset"])]
     checks = [c for c in CHECKS if c.key in set(points["check"])]
-    title = "\n".join(textwrap.wrap(  # one line per 85 characters a panel's 6.4 inches hold at 9 pt
+    title = wrap_title([
         "Fig. 6 (ours, not in the paper): the study's checks per setting; difference and 95% t interval over seeds; "
-        "black tick: the decision threshold; colour: the verdict", 85 * len(datasets))
-        + [f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"])
+        "black tick: the decision threshold; colour: the verdict",
+        f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"], 6.4 * len(datasets), 9)
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 1.2 + 0.62 * len(checks)),
                              squeeze=False)
     offsets = {s: ((len(STUDY_SETTINGS) - 1) / 2 - i) * 0.18 for i, s in enumerate(STUDY_SETTINGS)}  # quick on top

@@ -57,3 +57,16 @@ def eval_record(dataset: str, domain: str, method: str, seed: int = 0, *, cacc: 
                        "attacks": ["pgd"],
                        "eps": [0.02], "attack_steps": 10},
             "versions": {"code": "abc1234", "torch": "2.5.1"}, "data": f"{dataset} data", "metrics": metrics}
+
+
+def assert_texts_inside(fig: Any) -> None:
+    """Every title and legend text of `fig` lies inside the figure (a suptitle never wraps by itself)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(1)
+    texts = [*fig.texts, *(t for legend in fig.legends for t in legend.get_texts())]
+    assert texts
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert inside.contains(*box.min) and inside.contains(*box.max), f"cut at the figure's edge: {text.get_text()!r}"
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from benchmark import figures
 from benchmark.figures import (
     accuracy_curves,
     figure2,
@@ -17,7 +18,7 @@ from benchmark.figures import (
 )
 from benchmark.rendering import render
 from benchmark.results import Results
-from tests.report_helpers import PROFILE, eval_record, fixture_results
+from tests.report_helpers import PROFILE, assert_texts_inside, eval_record, fixture_results
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,17 @@ def test_all_figures_are_written_as_pngs(fixture, tmp_path):
     assert [p.name for p in written] == ["fig2.png", "fig3.png", "fig4.png", "fig5.png"]
     for path in written:
         assert_png(path)
+
+
+@pytest.mark.parametrize("name", ["figure2", "figure3", "figure5"])
+def test_a_one_dataset_figure_keeps_its_title_and_legend_inside(name, fixture, tmp_path, monkeypatch):
+    """Figs. 2 and 3 on one dataset (a --datasets shapes run) once cut their titles at both edges."""
+    one = Results.from_records([r for r in fixture.records if r["dataset"] == "shapes"], PROFILE, allow_stale=True)
+    drawn = []
+    monkeypatch.setattr(figures, "save_png", lambda fig, out: drawn.append(fig) or out)
+    getattr(figures, name)(one, tmp_path / "fig.png")
+    assert_texts_inside(drawn[0])
+    figures.plt.close(drawn[0])
 
 
 def test_pareto_front():

@@ -14,7 +14,7 @@ from benchmark.grid import build_jobs
 from benchmark.reproduction import run_flags
 from benchmark.results import Results
 from benchmark.tables import table1
-from tests.report_helpers import PROFILE, assert_golden, eval_record
+from tests.report_helpers import PROFILE, assert_golden, assert_texts_inside, eval_record
 
 PGD_METHODS = {"egat", "egat-noegl", "egat-noat", "egat-advce", "at"}
 DOMAINS = {"shapes": ("studio", "street"), "digits": ("day", "night")}
@@ -77,14 +77,8 @@ def test_fig6_keeps_its_title_and_legend_inside_the_figure(datasets, tmp_path, m
     figures = []
     monkeypatch.setattr(study, "save_png", lambda fig, out: figures.append(fig) or out)
     study.figure6(kept, tmp_path / "fig6.png")
-    fig = figures[0]
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    inside = fig.bbox.padded(1)
-    texts = [*fig.texts, *(t for legend in fig.legends for t in legend.get_texts())]
-    assert texts and all(inside.contains(*t.get_window_extent(renderer).min)
-                         and inside.contains(*t.get_window_extent(renderer).max) for t in texts)
-    study.plt.close(fig)
+    assert_texts_inside(figures[0])
+    study.plt.close(figures[0])
 
 
 def test_a_settings_records_never_appear_in_table_1(results):
