@@ -31,7 +31,8 @@ class Grid:
     `methods` None: the artefact's methods. `attacks`: a comma list of attack names, or none. `eps` None: the
     profile's table eps; "grid": its whole eps grid; else a comma list. `models` None: the profile's model;
     "light": each of the profile's lighter backbones. `setting`: a verdict-study setting of the profile
-    (benchmark/config.py SETTINGS), None: the profile itself."""
+    (benchmark/config.py SETTINGS), None: the profile itself. `profiles`: the profiles the grid is declared for,
+    None: every profile (the verdict study's settings vary the quick profile only)."""
 
     methods: tuple[str, ...] | None = None
     domains: str = "all"
@@ -42,9 +43,12 @@ class Grid:
     eps: str | None = None
     models: str | None = None
     setting: str | None = None
+    profiles: tuple[str, ...] | None = None
 
     def selections(self, profile: Profile, methods: Sequence[str]) -> list[Selection]:
-        """This grid under `profile` (one selection per backbone)."""
+        """This grid under `profile` (one selection per backbone; none under a profile it is not declared for)."""
+        if self.profiles is not None and profile.name not in self.profiles:
+            return []
         if self.setting is not None:
             profile = SETTINGS.get(self.setting).apply(profile)
         if self.eps == "grid":

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from benchmark import rendering, study
-from benchmark.artefacts import ARTEFACTS
+from benchmark.artefacts import ARTEFACTS, artefact_order
 from benchmark.config import PROFILES, SETTINGS
 from benchmark.grid import build_jobs
 from benchmark.reproduction import run_flags
@@ -136,6 +136,21 @@ def test_the_grid_plans_8_methods_x_2_domains_x_3_seeds_x_4_settings_sharing_the
     assert run_flags(selections[2], quick).endswith("--setting budget")
     assert SETTINGS.get("budget").apply(quick).steps == 1600
 
+
+
+def test_the_study_varies_the_quick_profile_only(tmp_path, capsys):
+    """Under the paper profile `budget` would train ResNet-50 for 20000 steps and `resnet` swap it for ResNet-20:
+    `all` runs none of the study's grids there, and `table6` says in one line which profile it is declared for."""
+    from benchmark.cli import reproduce
+    from benchmark.reproduction import grids_of
+
+    paper = PROFILES.get("paper")
+    assert ARTEFACTS.get("table6").selections(paper) == []
+    assert {s.profile.setting for s in grids_of(artefact_order(), paper)} == {None}
+    assert reproduce.main(["table6", "--profile", "paper", "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: table6 is declared for the quick profile only; valid choices: "
+                                               "--profile quick")
+    assert not any(tmp_path.iterdir())
 
 
 def test_reproduce_table6_prints_the_whole_plan_and_each_settings_grid(tmp_path, monkeypatch, capsys):

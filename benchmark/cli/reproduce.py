@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         user = {"hparams": parse_hparam_overrides(args.hparams), "tuned": not args.untuned,
                 "seeds": parse_seeds(args.seeds) if args.seeds is not None else profile.seeds}
         grids = [replace(selection, **user) for selection in grids_of(targets, profile)]
+        declared = [grid.profiles for name in targets for grid in ARTEFACTS.get(name).grids if grid.profiles]
+        if not grids and declared:
+            raise UserError(f"{args.target} is declared for the {', '.join(declared[0])} profile only; valid "
+                            f"choices: --profile {', '.join(declared[0])}")
         launch = launch_from_args(args, plugins)
         if len(grids) > 1:
             print(f"== {args.target}: {plan_grids([build_jobs(s) for s in grids], launch)}", flush=True)
