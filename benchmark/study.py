@@ -344,12 +344,12 @@ def figure6(results: Results, out: str | Path, *, methods: Sequence[str] | None 
     points = forest_points(results)
     datasets = [d for d in results.profile.datasets if d in set(points["dataset"])]
     checks = [c for c in CHECKS if c.key in set(points["check"])]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 1.2 + 0.62 * len(checks)),
+                             squeeze=False)
     title = wrap_title([
         "Fig. 6 (ours, not in the paper): the study's checks per setting; difference and 95% t interval over seeds; "
         "black tick: the decision threshold; colour: the verdict",
-        f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"], 6.4 * len(datasets), 9)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 1.2 + 0.62 * len(checks)),
-                             squeeze=False)
+        f"{results.profile.name} profile, built-in benchmarks: not the paper's numbers"], fig.get_figwidth(), 9)
     offsets = {s: ((len(STUDY_SETTINGS) - 1) / 2 - i) * 0.18 for i, s in enumerate(STUDY_SETTINGS)}  # quick on top
     markers = dict(zip(STUDY_SETTINGS, MARKERS, strict=False))
     for ax, dataset in zip(axes[0], datasets, strict=True):
