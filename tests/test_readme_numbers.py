@@ -115,3 +115,46 @@ def test_a_retyped_verdict_line_is_caught(tmp_path):
     assert not verdict_mismatches(quote.format("- claim 1a, digits: quick CONTRADICTED: **stable**\n"), tmp_path)
     assert verdict_mismatches(quote.format("- claim 1a, digits: quick SUPPORTED: **stable**\n"), tmp_path)
     assert verdict_mismatches(quote.format(""), tmp_path)
+
+
+#: README's quote of claims.md's summary: the marker, then a `| # | claim | ours |` table
+CLAIMS = re.compile(r"<!-- claims quoted from (\S+) -->\n((?:\|.*\|\n)+)")
+
+
+def summary_rows(claims_md: str) -> list[list[str]]:
+    """(#, claim, ours) of every row of claims.md's summary table, the first table after its `Summary:` line."""
+    lines = claims_md.partition("\nSummary:")[2].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip().strip("|").split("|")][:3])
+    return table
+
+
+def claims_mismatches(readme: str, root: Path) -> list[str]:
+    """The claims quotes whose rows are not, in order, the (#, claim, ours) rows of the file they are quoted from."""
+    wrong = []
+    for match in CLAIMS.finditer(readme):
+        quoted = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+                  for line in match.group(2).splitlines()][2:]
+        recorded = summary_rows((root / match.group(1)).read_text(encoding="utf-8"))
+        if quoted != recorded:
+            wrong.append(f"{match.group(1)}: README quotes {quoted}, the file says {recorded}")
+    return wrong
+
+
+def test_readme_quotes_every_claims_verdict_as_claims_md_states_it():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [match.group(1) for match in CLAIMS.finditer(readme)] == ["results/quick/claims.md"]
+    assert not claims_mismatches(readme, ROOT)
+
+
+def test_a_retyped_claims_verdict_is_caught(tmp_path):
+    (tmp_path / "c.md").write_text("# Claims\n\nSummary: 1 SUPPORTED\n\n| # | claim | ours | published |\n"
+                                   "|---|---|---|---|\n| 1a | EGAT is robust | SUPPORTED (1 of 1) | PASS |\n\n## 1a\n")
+    quote = "<!-- claims quoted from c.md -->\n| # | claim | ours |\n|---|---|---|\n| 1a | EGAT is robust | {} |\n"
+    assert not claims_mismatches(quote.format("SUPPORTED (1 of 1)"), tmp_path)
+    assert claims_mismatches(quote.format("CONTRADICTED (1 of 1)"), tmp_path)
+    assert claims_mismatches("<!-- claims quoted from c.md -->\n| # | claim | ours |\n|---|---|---|\n", tmp_path)
