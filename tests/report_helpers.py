@@ -69,4 +69,3 @@ def assert_texts_inside(fig: Any) -> None:
     for text in texts:
         box = text.get_window_extent(renderer)
         assert inside.contains(*box.min) and inside.contains(*box.max), f"cut at the figure's edge: {text.get_text()!r}"
-

@@ -19,12 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- quoted from (\S+) -->\n((?:\|.*\|\n)+)")
 
 
+def row_cells(line: str) -> list[str]:
+    """The stripped cells of one Markdown table row."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
 def quoted_tables(text: str) -> list[tuple[str, list[list[str]]]]:
     """(CSV path, rows of cells without the separator row) of every marked table in `text`."""
     found = []
     for match in MARKER.finditer(text):
-        rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-                for line in match.group(2).splitlines()]
+        rows = [row_cells(line) for line in match.group(2).splitlines()]
         found.append((match.group(1), [rows[0], *rows[2:]]))
     return found
 
@@ -129,7 +133,7 @@ def summary_rows(claims_md: str) -> list[list[str]]:
     for line in lines[start + 2:]:
         if not line.startswith("|"):
             break
-        table.append([cell.strip() for cell in line.strip().strip("|").split("|")][:3])
+        table.append(row_cells(line)[:3])
     return table
 
 
@@ -137,8 +141,7 @@ def claims_mismatches(readme: str, root: Path) -> list[str]:
     """The claims quotes whose rows are not, in order, the (#, claim, ours) rows of the file they are quoted from."""
     wrong = []
     for match in CLAIMS.finditer(readme):
-        quoted = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-                  for line in match.group(2).splitlines()][2:]
+        quoted = [row_cells(line) for line in match.group(2).splitlines()[2:]]
         recorded = summary_rows((root / match.group(1)).read_text(encoding="utf-8"))
         if quoted != recorded:
             wrong.append(f"{match.group(1)}: README quotes {quoted}, the file says {recorded}")
